@@ -1,0 +1,487 @@
+//! RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs: verification
+//! with the exact semantics of transparency-dev/merkle, and construction
+//! from any source of C2SP tiles.
+//!
+//! Verification takes hashes as byte slices rather than [`Hash`] because a
+//! verifier must give a precise answer for malformed input too (a root of
+//! the wrong length, a proof hash cut short), not merely refuse to parse it.
+
+use std::collections::HashMap;
+
+use crate::hash::{HASH_SIZE, Hash, fold_right, node_hash};
+use crate::tile::{TileId, locate_node, tile_at};
+
+/// Why a proof does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The leaf index is not inside the tree.
+    #[error("index {index} is not below tree size {size}")]
+    IndexBeyondSize {
+        /// Claimed leaf index.
+        index: u64,
+        /// Claimed tree size.
+        size: u64,
+    },
+    /// A hash in the input does not have [`HASH_SIZE`] bytes.
+    #[error("{what} is {len} bytes long, not {HASH_SIZE}")]
+    HashLength {
+        /// Which input: the leaf hash or a numbered proof hash.
+        what: String,
+        /// Its length.
+        len: usize,
+    },
+    /// The proof has the wrong number of hashes for its sizes.
+    #[error("proof has {got} hashes, {want} expected")]
+    ProofSize {
+        /// Hashes given.
+        got: usize,
+        /// Hashes the sizes call for.
+        want: usize,
+    },
+    /// The second tree is smaller than the first: a rollback.
+    #[error("tree size {size2} is smaller than the earlier size {size1}")]
+    Shrinks {
+        /// Size of the earlier tree.
+        size1: u64,
+        /// Size of the later tree.
+        size2: u64,
+    },
+    /// Consistency with the empty tree proves nothing and is refused.
+    #[error("a consistency proof from the empty tree is meaningless")]
+    FromEmptyTree,
+    /// Equal sizes need an empty proof.
+    #[error("tree sizes are equal but the proof is not empty")]
+    ProofForEqualSizes,
+    /// Different sizes need a non-empty proof.
+    #[error("the proof is empty")]
+    EmptyProof,
+    /// The proof leads to a different root than the one claimed.
+    #[error("the proof leads to root {calculated}, not the expected one")]
+    RootMismatch {
+        /// Root the proof leads to.
+        calculated: String,
+    },
+}
+
+fn to_hash(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<Hash, ProofError> {
+    Hash::from_slice(bytes).ok_or_else(|| ProofError::HashLength {
+        what: what(),
+        len: bytes.len(),
+    })
+}
+
+fn proof_hashes<P: AsRef<[u8]>>(proof: &[P]) -> Result<Vec<Hash>, ProofError> {
+    proof
+        .iter()
+        .enumerate()
+        .map(|(i, p)| to_hash(|| format!("proof hash {i}"), p.as_ref()))
+        .collect()
+}
+
+fn expect_root(calculated: Hash, root: &[u8]) -> Result<(), ProofError> {
+    if calculated.as_bytes() == root {
+        Ok(())
+    } else {
+        Err(ProofError::RootMismatch {
+            calculated: calculated.to_base64(),
+        })
+    }
+}
+
+/// How many proof hashes are interior (below the point where the paths of
+/// `index` and the last leaf meet) and how many lie on the right border.
+fn decompose(index: u64, size: u64) -> (usize, usize) {
+    let inner = (64 - (index ^ (size - 1)).leading_zeros()) as usize;
+    let border = (index >> inner).count_ones() as usize;
+    (inner, border)
+}
+
+fn chain_inner(seed: Hash, proof: &[Hash], index: u64) -> Hash {
+    proof.iter().enumerate().fold(seed, |acc, (i, h)| {
+        if (index >> i) & 1 == 0 {
+            node_hash(&acc, h)
+        } else {
+            node_hash(h, &acc)
+        }
+    })
+}
+
+fn chain_inner_right(seed: Hash, proof: &[Hash], index: u64) -> Hash {
+    proof.iter().enumerate().fold(seed, |acc, (i, h)| {
+        if (index >> i) & 1 == 1 {
+            node_hash(h, &acc)
+        } else {
+            acc
+        }
+    })
+}
+
+fn chain_border_right(seed: Hash, proof: &[Hash]) -> Hash {
+    proof.iter().fold(seed, |acc, h| node_hash(h, &acc))
+}
+
+/// The root an inclusion proof leads to for leaf `index` in a tree of
+/// `size` leaves.
+pub fn root_from_inclusion_proof<P: AsRef<[u8]>>(
+    index: u64,
+    size: u64,
+    leaf_hash: &[u8],
+    proof: &[P],
+) -> Result<Hash, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexBeyondSize { index, size });
+    }
+    let leaf = to_hash(|| "leaf hash".to_string(), leaf_hash)?;
+    let (inner, border) = decompose(index, size);
+    if proof.len() != inner + border {
+        return Err(ProofError::ProofSize {
+            got: proof.len(),
+            want: inner + border,
+        });
+    }
+    let proof = proof_hashes(proof)?;
+    let acc = chain_inner(leaf, &proof[..inner], index);
+    Ok(chain_border_right(acc, &proof[inner..]))
+}
+
+/// Checks that `proof` proves leaf `index`, with hash `leaf_hash`, is in
+/// the tree of `size` leaves whose root is `root`.
+pub fn verify_inclusion<P: AsRef<[u8]>>(
+    index: u64,
+    size: u64,
+    leaf_hash: &[u8],
+    proof: &[P],
+    root: &[u8],
+) -> Result<(), ProofError> {
+    expect_root(root_from_inclusion_proof(index, size, leaf_hash, proof)?, root)
+}
+
+/// Checks that `proof` proves the tree of `size2` leaves with root `root2`
+/// extends the tree of `size1` leaves with root `root1`.
+pub fn verify_consistency<P: AsRef<[u8]>>(
+    size1: u64,
+    size2: u64,
+    proof: &[P],
+    root1: &[u8],
+    root2: &[u8],
+) -> Result<(), ProofError> {
+    if size2 < size1 {
+        return Err(ProofError::Shrinks { size1, size2 });
+    }
+    if size1 == 0 {
+        return Err(ProofError::FromEmptyTree);
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(ProofError::ProofForEqualSizes);
+        }
+        // Equal trees are consistent exactly when their roots are equal,
+        // whatever those roots look like.
+        return if root1 == root2 {
+            Ok(())
+        } else {
+            Err(ProofError::RootMismatch {
+                calculated: crate::hash::hex(root1),
+            })
+        };
+    }
+    if proof.is_empty() {
+        return Err(ProofError::EmptyProof);
+    }
+    let (inner, border) = decompose(size1 - 1, size2);
+    let shift = size1.trailing_zeros() as usize;
+    let inner = inner - shift;
+    // The proof starts with the root of the largest perfect subtree ending at
+    // size1, unless that subtree is the whole first tree, whose root we know.
+    let proof = proof_hashes(proof)?;
+    let (seed, rest) = if size1 == 1 << shift {
+        (to_hash(|| "first root".to_string(), root1)?, &proof[..])
+    } else {
+        (proof[0], &proof[1..])
+    };
+    let want = proof.len() - rest.len() + inner + border;
+    if proof.len() != want {
+        return Err(ProofError::ProofSize {
+            got: proof.len(),
+            want,
+        });
+    }
+    let mask = (size1 - 1) >> shift;
+    let hash1 = chain_border_right(chain_inner_right(seed, &rest[..inner], mask), &rest[inner..]);
+    expect_root(hash1, root1)?;
+    let hash2 = chain_border_right(chain_inner(seed, &rest[..inner], mask), &rest[inner..]);
+    expect_root(hash2, root2)
+}
+
+/// A source of hash tiles: a database, a directory, an HTTP mirror.
+pub trait TileReader {
+    /// What the source fails with.
+    type Error;
+
+    /// Returns the tile's hashes, concatenated: `32 · tile.width` bytes.
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, Self::Error>;
+}
+
+/// Why a proof or root could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError<E> {
+    /// The tile source failed.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// Path of the tile that could not be read.
+        path: String,
+        /// The source's error.
+        source: E,
+    },
+    /// The tile source returned a tile of the wrong length.
+    #[error("tile {path} has {len} bytes, {want} expected")]
+    TileLength {
+        /// Path of the tile.
+        path: String,
+        /// Bytes returned.
+        len: usize,
+        /// Bytes expected.
+        want: usize,
+    },
+    /// The request lies outside the tree the reader was opened at.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// Reads nodes, roots and proofs of a tree of known size from its tiles,
+/// remembering the tiles it has read so that one proof reads each tile once.
+pub struct TreeReader<'r, R: TileReader> {
+    size: u64,
+    source: &'r mut R,
+    tiles: HashMap<(u8, u64), Vec<u8>>,
+}
+
+impl<'r, R: TileReader> TreeReader<'r, R> {
+    /// Opens the tree of `size` leaves stored in `source`. Proofs for any
+    /// smaller size come from the same tiles: tiles only ever grow.
+    pub fn new(size: u64, source: &'r mut R) -> Self {
+        TreeReader {
+            size,
+            source,
+            tiles: HashMap::new(),
+        }
+    }
+
+    /// Size of the stored tree.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The hash of the complete subtree of height `height` at position
+    /// `index` (covering leaves `index·2^height ..`).
+    pub fn node(&mut self, height: u32, index: u64) -> Result<Hash, ProveError<R::Error>> {
+        let end = index
+            .checked_add(1)
+            .and_then(|i| i.checked_mul(1u64.checked_shl(height)?));
+        if end.is_none_or(|end| end > self.size) {
+            return Err(ProveError::OutOfRange(format!(
+                "node at height {height}, index {index} is not complete in a tree of {} leaves",
+                self.size
+            )));
+        }
+        let at = locate_node(height, index);
+        let tile = tile_at(at.level, at.tile_index, self.size).ok_or_else(|| {
+            ProveError::OutOfRange(format!("no tile holds node {height}/{index}"))
+        })?;
+        let bytes = match self.tiles.entry((tile.level, tile.index)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let bytes = self
+                    .source
+                    .read_tile(tile)
+                    .map_err(|source| ProveError::Read {
+                        path: tile.path(),
+                        source,
+                    })?;
+                let want = usize::from(tile.width) * HASH_SIZE;
+                if bytes.len() != want {
+                    return Err(ProveError::TileLength {
+                        path: tile.path(),
+                        len: bytes.len(),
+                        want,
+                    });
+                }
+                e.insert(bytes)
+            }
+        };
+        let slice = &bytes[at.offset * HASH_SIZE..(at.offset + at.count) * HASH_SIZE];
+        Ok(perfect_root(slice))
+    }
+
+    /// The root of the tree of the first `size` leaves.
+    pub fn root(&mut self, size: u64) -> Result<Hash, ProveError<R::Error>> {
+        self.check_size(size)?;
+        if size == 0 {
+            return Ok(crate::hash::empty_root());
+        }
+        self.range_root(0, size)
+    }
+
+    /// The RFC 9162 inclusion proof of leaf `index` in the tree of the
+    /// first `size` leaves.
+    pub fn inclusion_proof(
+        &mut self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, ProveError<R::Error>> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(ProveError::OutOfRange(format!(
+                "index {index} is not below tree size {size}"
+            )));
+        }
+        let mut proof = Vec::new();
+        self.path(index, 0, size, &mut proof)?;
+        Ok(proof)
+    }
+
+    /// The RFC 9162 consistency proof that the tree of `size2` leaves
+    /// extends the tree of `size1` leaves.
+    pub fn consistency_proof(
+        &mut self,
+        size1: u64,
+        size2: u64,
+    ) -> Result<Vec<Hash>, ProveError<R::Error>> {
+        self.check_size(size2)?;
+        if size1 == 0 || size1 > size2 {
+            return Err(ProveError::OutOfRange(format!(
+                "no consistency proof from size {size1} to size {size2}"
+            )));
+        }
+        let mut proof = Vec::new();
+        self.subproof(size1, 0, size2, true, &mut proof)?;
+        Ok(proof)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ProveError<R::Error>> {
+        if size > self.size {
+            return Err(ProveError::OutOfRange(format!(
+                "tree size {size} is beyond the stored {} leaves",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// PATH(m, D[lo:hi]) of RFC 9162 §2.1.3.1, leaf to root.
+    fn path(
+        &mut self,
+        m: u64,
+        lo: u64,
+        hi: u64,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), ProveError<R::Error>> {
+        if hi - lo == 1 {
+            return Ok(());
+        }
+        let k = split_point(hi - lo);
+        if m < lo + k {
+            self.path(m, lo, lo + k, out)?;
+            out.push(self.range_root(lo + k, hi)?);
+        } else {
+            self.path(m, lo + k, hi, out)?;
+            out.push(self.range_root(lo, lo + k)?);
+        }
+        Ok(())
+    }
+
+    /// SUBPROOF(m, D[lo:hi], complete) of RFC 9162 §2.1.4.1.
+    fn subproof(
+        &mut self,
+        m: u64,
+        lo: u64,
+        hi: u64,
+        complete: bool,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), ProveError<R::Error>> {
+        let n = hi - lo;
+        if m == n {
+            if !complete {
+                out.push(self.range_root(lo, hi)?);
+            }
+            return Ok(());
+        }
+        let k = split_point(n);
+        if m <= k {
+            self.subproof(m, lo, lo + k, complete, out)?;
+            out.push(self.range_root(lo + k, hi)?);
+        } else {
+            self.subproof(m - k, lo + k, hi, false, out)?;
+            out.push(self.range_root(lo, lo + k)?);
+        }
+        Ok(())
+    }
+
+    /// MTH(D[lo:hi]) for a range the RFC recursion produces: `lo` is
+    /// aligned to a power of two at least `hi - lo`, so the range splits
+    /// into complete subtrees of decreasing size.
+    fn range_root(&mut self, lo: u64, hi: u64) -> Result<Hash, ProveError<R::Error>> {
+        let mut roots = Vec::new();
+        let mut start = lo;
+        let mut remaining = hi - lo;
+        while remaining > 0 {
+            let height = 63 - remaining.leading_zeros();
+            roots.push(self.node(height, start >> height)?);
+            start += 1 << height;
+            remaining -= 1 << height;
+        }
+        fold_right(&roots).ok_or_else(|| ProveError::OutOfRange("empty range".to_string()))
+    }
+}
+
+/// The largest power of two below `n` (n ≥ 2): where RFC 9162 splits.
+fn split_point(n: u64) -> u64 {
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// Root of a power-of-two run of concatenated hashes.
+pub(crate) fn perfect_root(hashes: &[u8]) -> Hash {
+    let mut level: Vec<Hash> = hashes
+        .chunks_exact(HASH_SIZE)
+        .filter_map(Hash::from_slice)
+        .collect();
+    while level.len() > 1 {
+        level = level
+            .chunks_exact(2)
+            .map(|pair| node_hash(&pair[0], &pair[1]))
+            .collect();
+    }
+    level.first().copied().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_point_is_largest_power_of_two_below() {
+        assert_eq!(split_point(2), 1);
+        assert_eq!(split_point(3), 2);
+        assert_eq!(split_point(4), 2);
+        assert_eq!(split_point(5), 4);
+        assert_eq!(split_point(257), 256);
+    }
+
+    #[test]
+    fn consistency_from_empty_tree_is_refused() {
+        let r = crate::hash::empty_root();
+        assert_eq!(
+            verify_consistency::<Hash>(0, 0, &[], r.as_bytes(), r.as_bytes()),
+            Err(ProofError::FromEmptyTree)
+        );
+    }
+
+    #[test]
+    fn shrinking_tree_is_refused() {
+        let r = crate::hash::empty_root();
+        assert_eq!(
+            verify_consistency::<Hash>(5, 4, &[], r.as_bytes(), r.as_bytes()),
+            Err(ProofError::Shrinks { size1: 5, size2: 4 })
+        );
+    }
+}
