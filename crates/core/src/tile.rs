@@ -346,6 +346,7 @@ mod tests {
             big[255..],
             ["tile/0/255", "tile/0/256.p/3", "tile/1/000", "tile/2/000.p/1"]
         );
+        assert_eq!(BundleId { index: 3, width: 256 }.first_entry(), 768);
         assert_eq!(
             bundles_for_size(513).map(|b| b.path()).collect::<Vec<_>>(),
             ["tile/entries/000", "tile/entries/001", "tile/entries/002.p/1"]

@@ -2,6 +2,7 @@
 //! place from `../shared/testdata`), independent implementations and a
 //! pinned storage format.
 
+mod audit;
 mod golden;
 mod notes;
 mod properties;

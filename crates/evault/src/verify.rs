@@ -1,0 +1,148 @@
+//! `evault verify`: check a receipt offline.
+
+use std::fs::File;
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use evault_core::hash::hex;
+use evault_core::{EvidenceEntry, Receipt};
+use sha2::{Digest as _, Sha256};
+
+use crate::keys::TrustedKeys;
+use crate::outcome::{Outcome, invalid, usage};
+
+/// Verify a receipt (`.tlog-proof`) offline.
+///
+/// Checks that the checkpoint inside is signed by a trusted key named after
+/// the log's origin, that the inclusion proof places the entry in that
+/// checkpoint's tree and, with --evidence, that the entry records that
+/// file's SHA-256 digest and size.
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    keys: TrustedKeys,
+    /// Require the receipt to be from this log.
+    #[arg(long, env = "EVAULT_ORIGIN")]
+    origin: Option<String>,
+    /// The evidence file the receipt should be for.
+    #[arg(long, value_name = "FILE")]
+    evidence: Option<PathBuf>,
+    /// The receipt file.
+    #[arg(value_name = "RECEIPT")]
+    receipt: PathBuf,
+}
+
+pub(crate) fn run(args: VerifyArgs) -> Outcome {
+    let keys = args.keys.load()?;
+    let name = args.receipt.display().to_string();
+    let bytes = std::fs::read(&args.receipt).map_err(|e| usage(format!("{name}: {e}")))?;
+    let receipt = Receipt::parse(&bytes).map_err(|e| invalid(format!("{name}: {e}")))?;
+    let verified = receipt
+        .verify(&keys, args.origin.as_deref())
+        .map_err(|e| invalid(format!("{name}: {e}")))?;
+    let entry = EvidenceEntry::decode(&verified.entry);
+
+    if let Some(path) = &args.evidence {
+        let entry = entry
+            .as_ref()
+            .map_err(|e| invalid(format!("{name}: the logged entry is not an evidence entry ({e})")))?;
+        let (digest, size) = digest_file(path)?;
+        if digest != entry.digest {
+            return Err(invalid(format!(
+                "{}: SHA-256 {} does not match the logged {}",
+                path.display(),
+                hex(&digest),
+                hex(&entry.digest)
+            )));
+        }
+        if size != entry.size {
+            return Err(invalid(format!(
+                "{}: {size} bytes, the entry logged {}",
+                path.display(),
+                entry.size
+            )));
+        }
+    }
+
+    let cp = &verified.checkpoint;
+    println!("receipt verified: {name}");
+    println!("  origin     {}", cp.origin);
+    println!("  tree size  {}", cp.size);
+    println!("  root       {}", cp.root.to_base64());
+    println!("  index      {}", verified.index);
+    println!("  leaf hash  {}", verified.leaf_hash);
+    match &entry {
+        Ok(e) => {
+            println!("  evidence   sha256:{} ({} bytes, {})", hex(&e.digest), e.size, e.media_type);
+            if let Some(n) = &e.name {
+                println!("  name       {n}");
+            }
+            for (k, v) in &e.labels {
+                println!("  label      {k}={v}");
+            }
+            println!("  principal  {}", e.principal);
+            println!("  received   {}", format_utc_ms(e.received_ms));
+        }
+        Err(_) => println!("  entry      {} bytes, not an evidence entry", verified.entry.len()),
+    }
+    if let Some(path) = &args.evidence {
+        println!("  matches    {}", path.display());
+    }
+    Ok(())
+}
+
+/// SHA-256 and size of a file, streamed.
+fn digest_file(path: &std::path::Path) -> Result<([u8; 32], u64), crate::outcome::Failure> {
+    let fail = |e: std::io::Error| usage(format!("--evidence {}: {e}", path.display()));
+    let mut file = File::open(path).map_err(fail)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finalize().into(), size))
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC, e.g.
+/// `2026-11-29T13:52:21.123Z`.
+fn format_utc_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_utc_ms;
+
+    #[test]
+    fn formats_milliseconds_as_rfc3339_utc() {
+        assert_eq!(format_utc_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_utc_ms(951_782_400_007), "2000-02-29T00:00:00.007Z");
+        assert_eq!(format_utc_ms(1_795_960_341_123), "2026-11-29T13:52:21.123Z");
+    }
+}
