@@ -123,9 +123,10 @@ fn compare_tile<S: LogSource>(
             detail: format!("{} bytes, {} expected", published.len(), computed.len()),
         });
     }
-    if let Some(i) = (0..computed.len() / HASH_SIZE)
-        .find(|i| published[i * HASH_SIZE..(i + 1) * HASH_SIZE] != computed[i * HASH_SIZE..(i + 1) * HASH_SIZE])
-    {
+    if let Some(i) = (0..computed.len() / HASH_SIZE).find(|i| {
+        published[i * HASH_SIZE..(i + 1) * HASH_SIZE]
+            != computed[i * HASH_SIZE..(i + 1) * HASH_SIZE]
+    }) {
         return Err(AuditError::Tile {
             path,
             detail: format!("hash {i} differs from the one recomputed from the entries"),

@@ -56,9 +56,13 @@ pub fn parse_bundle(bytes: &[u8], expected: Option<usize>) -> Result<Vec<&[u8]>,
                 expected: expected.unwrap_or_default(),
             });
         }
-        let (len, tail) = rest.split_at_checked(2).ok_or(BundleError::Truncated(index))?;
+        let (len, tail) = rest
+            .split_at_checked(2)
+            .ok_or(BundleError::Truncated(index))?;
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        let (entry, tail) = tail.split_at_checked(len).ok_or(BundleError::Truncated(index))?;
+        let (entry, tail) = tail
+            .split_at_checked(len)
+            .ok_or(BundleError::Truncated(index))?;
         entries.push(entry);
         rest = tail;
     }
@@ -87,18 +91,33 @@ mod tests {
     #[test]
     fn rejects_truncation_trailing_bytes_and_wrong_counts() {
         let bytes = encode_bundle(&[b"abc"]).expect("encode");
-        assert_eq!(parse_bundle(&bytes[..4], None), Err(BundleError::Truncated(0)));
-        assert_eq!(parse_bundle(&bytes[..1], None), Err(BundleError::Truncated(0)));
+        assert_eq!(
+            parse_bundle(&bytes[..4], None),
+            Err(BundleError::Truncated(0))
+        );
+        assert_eq!(
+            parse_bundle(&bytes[..1], None),
+            Err(BundleError::Truncated(0))
+        );
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(parse_bundle(&long, None), Err(BundleError::Truncated(1)));
-        assert!(matches!(parse_bundle(&bytes, Some(2)), Err(BundleError::Count { .. })));
-        assert!(matches!(parse_bundle(&long, Some(1)), Err(BundleError::Count { .. })));
+        assert!(matches!(
+            parse_bundle(&bytes, Some(2)),
+            Err(BundleError::Count { .. })
+        ));
+        assert!(matches!(
+            parse_bundle(&long, Some(1)),
+            Err(BundleError::Count { .. })
+        ));
     }
 
     #[test]
     fn refuses_entries_too_large_to_frame() {
         let big = vec![0u8; MAX_ENTRY_SIZE + 1];
-        assert!(matches!(encode_bundle(&[big]), Err(BundleError::EntryTooLarge { .. })));
+        assert!(matches!(
+            encode_bundle(&[big]),
+            Err(BundleError::EntryTooLarge { .. })
+        ));
     }
 }

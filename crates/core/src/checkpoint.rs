@@ -60,11 +60,15 @@ impl Checkpoint {
         let size = lines
             .next()
             .and_then(parse_decimal)
-            .ok_or(CheckpointError::Malformed("tree size is not a decimal without leading zeros"))?;
+            .ok_or(CheckpointError::Malformed(
+                "tree size is not a decimal without leading zeros",
+            ))?;
         let root = lines
             .next()
             .and_then(Hash::from_base64)
-            .ok_or(CheckpointError::Malformed("root is not a base64 SHA-256 hash"))?;
+            .ok_or(CheckpointError::Malformed(
+                "root is not a base64 SHA-256 hash",
+            ))?;
         let extensions: Vec<String> = lines.map(str::to_string).collect();
         if extensions.iter().any(String::is_empty) {
             return Err(CheckpointError::Malformed("empty extension line"));
@@ -79,7 +83,12 @@ impl Checkpoint {
 
     /// The checkpoint body, as signed.
     pub fn to_text(&self) -> String {
-        let mut text = format!("{}\n{}\n{}\n", self.origin, self.size, self.root.to_base64());
+        let mut text = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            self.root.to_base64()
+        );
         for ext in &self.extensions {
             text.push_str(ext);
             text.push('\n');

@@ -125,7 +125,8 @@ impl EvidenceEntry {
         put_str(&mut out, "media type", &self.media_type)?;
         put_str(&mut out, "name", self.name.as_deref().unwrap_or(""))?;
         put_str(&mut out, "principal", &self.principal)?;
-        let count = u16::try_from(self.labels.len()).map_err(|_| field("labels", "more than 65535"))?;
+        let count =
+            u16::try_from(self.labels.len()).map_err(|_| field("labels", "more than 65535"))?;
         out.extend_from_slice(&count.to_be_bytes());
         for (k, v) in &self.labels {
             put_str(&mut out, "label key", k)?;
@@ -160,7 +161,10 @@ impl EvidenceEntry {
         for _ in 0..count {
             let k = r.string("label key")?;
             let v = r.string("label value")?;
-            if last.as_ref().is_some_and(|prev| prev.as_bytes() >= k.as_bytes()) {
+            if last
+                .as_ref()
+                .is_some_and(|prev| prev.as_bytes() >= k.as_bytes())
+            {
                 return Err(EntryError::LabelOrder);
             }
             last = Some(k.clone());
@@ -194,7 +198,10 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], EntryError> {
-        let (head, tail) = self.0.split_at_checked(n).ok_or(EntryError::Truncated(what))?;
+        let (head, tail) = self
+            .0
+            .split_at_checked(n)
+            .ok_or(EntryError::Truncated(what))?;
         self.0 = tail;
         Ok(head)
     }
@@ -250,7 +257,13 @@ mod tests {
     fn control_characters_are_refused() {
         let mut e = sample();
         e.principal = "ali\u{1b}[2Jce".into();
-        assert!(matches!(e.encode(), Err(EntryError::Field { field: "principal", .. })));
+        assert!(matches!(
+            e.encode(),
+            Err(EntryError::Field {
+                field: "principal",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -104,7 +104,11 @@ pub fn sha256(bytes: &[u8]) -> [u8; HASH_SIZE] {
 /// at its largest power of two, so the right-most subtrees join first.
 pub(crate) fn fold_right(roots: &[Hash]) -> Option<Hash> {
     let (last, rest) = roots.split_last()?;
-    Some(rest.iter().rev().fold(*last, |acc, left| node_hash(left, &acc)))
+    Some(
+        rest.iter()
+            .rev()
+            .fold(*last, |acc, left| node_hash(left, &acc)),
+    )
 }
 
 #[cfg(test)]

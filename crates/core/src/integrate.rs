@@ -170,7 +170,9 @@ impl Integrator {
     pub fn integrate(&mut self, leaves: impl IntoIterator<Item = Hash>) -> Vec<(TileId, Vec<u8>)> {
         let mut tiles = Vec::new();
         for leaf in leaves {
-            self.append_leaf(leaf, &mut |tile, hashes| tiles.push((tile, hashes.to_vec())));
+            self.append_leaf(leaf, &mut |tile, hashes| {
+                tiles.push((tile, hashes.to_vec()))
+            });
         }
         tiles.extend(self.take_partial_tiles());
         tiles
@@ -207,7 +209,9 @@ mod tests {
 
     #[test]
     fn resumed_integrator_continues_the_same_tree() {
-        let leaves: Vec<Hash> = (0..70_000u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let leaves: Vec<Hash> = (0..70_000u32)
+            .map(|i| leaf_hash(&i.to_be_bytes()))
+            .collect();
         let mut whole = Integrator::new();
         let mut stored = Tiles(BTreeMap::new());
         for (tile, bytes) in whole.integrate(leaves.iter().copied()) {

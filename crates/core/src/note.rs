@@ -180,7 +180,13 @@ impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut key = vec![ALG_ED25519];
         key.extend_from_slice(&self.public_key);
-        write!(f, "{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(key))
+        write!(
+            f,
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_id,
+            BASE64.encode(key)
+        )
     }
 }
 
@@ -344,7 +350,9 @@ impl NoteSignature {
     fn parse(line: &str) -> Result<Self, NoteError> {
         let rest = line
             .strip_prefix(SIGNATURE_PREFIX)
-            .ok_or(NoteError::Malformed("signature line does not start with an em dash"))?;
+            .ok_or(NoteError::Malformed(
+                "signature line does not start with an em dash",
+            ))?;
         let (name, b64) = rest
             .split_once(' ')
             .ok_or(NoteError::Malformed("signature line without a signature"))?;
@@ -402,9 +410,9 @@ impl Note {
             .rfind("\n\n")
             .ok_or(NoteError::Malformed("no blank line before the signatures"))?;
         let (text, sigs) = (&msg[..=split], &msg[split + 2..]);
-        let sigs = sigs
-            .strip_suffix('\n')
-            .ok_or(NoteError::Malformed("signature block does not end in a newline"))?;
+        let sigs = sigs.strip_suffix('\n').ok_or(NoteError::Malformed(
+            "signature block does not end in a newline",
+        ))?;
         let signatures: Vec<NoteSignature> = sigs
             .split('\n')
             .map(NoteSignature::parse)

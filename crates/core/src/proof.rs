@@ -153,7 +153,10 @@ pub fn verify_inclusion<P: AsRef<[u8]>>(
     proof: &[P],
     root: &[u8],
 ) -> Result<(), ProofError> {
-    expect_root(root_from_inclusion_proof(index, size, leaf_hash, proof)?, root)
+    expect_root(
+        root_from_inclusion_proof(index, size, leaf_hash, proof)?,
+        root,
+    )
 }
 
 /// Checks that `proof` proves the tree of `size2` leaves with root `root2`
@@ -207,7 +210,10 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
         });
     }
     let mask = (size1 - 1) >> shift;
-    let hash1 = chain_border_right(chain_inner_right(seed, &rest[..inner], mask), &rest[inner..]);
+    let hash1 = chain_border_right(
+        chain_inner_right(seed, &rest[..inner], mask),
+        &rest[inner..],
+    );
     expect_root(hash1, root1)?;
     let hash2 = chain_border_right(chain_inner(seed, &rest[..inner], mask), &rest[inner..]);
     expect_root(hash2, root2)

@@ -92,7 +92,8 @@ impl Receipt {
             .ok_or(malformed("index line is not `index <decimal>`"))?;
         let mut proof = Vec::new();
         loop {
-            let line = next_line(&mut rest).ok_or(malformed("no blank line before the checkpoint"))?;
+            let line =
+                next_line(&mut rest).ok_or(malformed("no blank line before the checkpoint"))?;
             if line.is_empty() {
                 break;
             }
@@ -144,7 +145,13 @@ impl Receipt {
         let entry = self.extra.clone().ok_or(ReceiptError::NoEntry)?;
         let leaf = leaf_hash(&entry);
         let cp = signed.checkpoint;
-        verify_inclusion(self.index, cp.size, leaf.as_bytes(), &self.proof, cp.root.as_bytes())?;
+        verify_inclusion(
+            self.index,
+            cp.size,
+            leaf.as_bytes(),
+            &self.proof,
+            cp.root.as_bytes(),
+        )?;
         Ok(VerifiedReceipt {
             checkpoint: cp,
             index: self.index,
@@ -183,7 +190,10 @@ mod tests {
             "c2sp.org/tlog-proof@v1\nindex 1\n\n".to_string(),
             "c2sp.org/tlog-proof@v1\n".to_string(),
         ] {
-            assert!(Receipt::parse(text.as_bytes()).is_err(), "{text:?} accepted");
+            assert!(
+                Receipt::parse(text.as_bytes()).is_err(),
+                "{text:?} accepted"
+            );
         }
     }
 }

@@ -110,7 +110,9 @@ impl TilePath {
     /// spelling is accepted (no leading zeros in `L` or `W`, no redundant
     /// `x000/` groups, no `.p/256`), so that one resource has one path.
     pub fn parse(path: &str) -> Result<TilePath, TilePathError> {
-        let rest = path.strip_prefix("tile/").ok_or(bad("missing tile/ prefix"))?;
+        let rest = path
+            .strip_prefix("tile/")
+            .ok_or(bad("missing tile/ prefix"))?;
         let (kind, rest) = rest.split_once('/').ok_or(bad("missing tile index"))?;
         let (index_part, width) = match rest.split_once(".p/") {
             Some((index_part, w)) => {
@@ -164,7 +166,9 @@ fn parse_index(text: &str) -> Result<u64, TilePathError> {
     let (last, leading) = groups.split_last().ok_or(bad("empty index"))?;
     let mut n: u64 = 0;
     for (i, g) in leading.iter().enumerate() {
-        let digits = g.strip_prefix('x').ok_or(bad("index group without x prefix"))?;
+        let digits = g
+            .strip_prefix('x')
+            .ok_or(bad("index group without x prefix"))?;
         let v = three_digits(digits)?;
         if i == 0 && v == 0 {
             return Err(bad("index has a leading x000 group"));
@@ -190,7 +194,8 @@ fn three_digits(g: &str) -> Result<u64, TilePathError> {
     if g.len() != 3 || !g.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("index group is not three digits"));
     }
-    g.parse().map_err(|_| bad("index group is not three digits"))
+    g.parse()
+        .map_err(|_| bad("index group is not three digits"))
 }
 
 /// A decimal with no sign and no leading zeros.
@@ -245,7 +250,8 @@ pub fn tile_at(level: u8, index: u64, tree_size: u64) -> Option<TileId> {
 }
 
 fn spans(count: u64) -> impl Iterator<Item = (u64, u16)> {
-    (0..count.div_ceil(TILE_WIDTH)).map(move |i| (i, (count - i * TILE_WIDTH).min(TILE_WIDTH) as u16))
+    (0..count.div_ceil(TILE_WIDTH))
+        .map(move |i| (i, (count - i * TILE_WIDTH).min(TILE_WIDTH) as u16))
 }
 
 /// Where the complete subtree at tree level `height`, position `index`
@@ -281,7 +287,11 @@ mod tests {
     use super::*;
 
     fn hashes(level: u8, index: u64, width: u16) -> TilePath {
-        TilePath::Hashes(TileId { level, index, width })
+        TilePath::Hashes(TileId {
+            level,
+            index,
+            width,
+        })
     }
 
     #[test]
@@ -289,7 +299,10 @@ mod tests {
         assert_eq!(hashes(0, 0, 256).to_string(), "tile/0/000");
         assert_eq!(hashes(1, 1234067, 256).to_string(), "tile/1/x001/x234/067");
         assert_eq!(hashes(2, 1000, 7).to_string(), "tile/2/x001/000.p/7");
-        let b = TilePath::Entries(BundleId { index: 5, width: 15 });
+        let b = TilePath::Entries(BundleId {
+            index: 5,
+            width: 15,
+        });
         assert_eq!(b.to_string(), "tile/entries/005.p/15");
     }
 
@@ -336,20 +349,33 @@ mod tests {
         let at = |n| tiles_for_size(n).map(|t| t.path()).collect::<Vec<_>>();
         assert_eq!(at(1), ["tile/0/000.p/1"]);
         assert_eq!(at(256), ["tile/0/000", "tile/1/000.p/1"]);
-        assert_eq!(
-            at(257),
-            ["tile/0/000", "tile/0/001.p/1", "tile/1/000.p/1"]
-        );
+        assert_eq!(at(257), ["tile/0/000", "tile/0/001.p/1", "tile/1/000.p/1"]);
         let big = at(65536 + 3);
         assert_eq!(big.len(), 256 + 1 + 1 + 1);
         assert_eq!(
             big[255..],
-            ["tile/0/255", "tile/0/256.p/3", "tile/1/000", "tile/2/000.p/1"]
+            [
+                "tile/0/255",
+                "tile/0/256.p/3",
+                "tile/1/000",
+                "tile/2/000.p/1"
+            ]
         );
-        assert_eq!(BundleId { index: 3, width: 256 }.first_entry(), 768);
+        assert_eq!(
+            BundleId {
+                index: 3,
+                width: 256
+            }
+            .first_entry(),
+            768
+        );
         assert_eq!(
             bundles_for_size(513).map(|b| b.path()).collect::<Vec<_>>(),
-            ["tile/entries/000", "tile/entries/001", "tile/entries/002.p/1"]
+            [
+                "tile/entries/000",
+                "tile/entries/001",
+                "tile/entries/002.p/1"
+            ]
         );
     }
 
@@ -357,19 +383,39 @@ mod tests {
     fn locates_nodes_inside_tiles() {
         assert_eq!(
             locate_node(0, 300),
-            NodeLocation { level: 0, tile_index: 1, offset: 44, count: 1 }
+            NodeLocation {
+                level: 0,
+                tile_index: 1,
+                offset: 44,
+                count: 1
+            }
         );
         assert_eq!(
             locate_node(3, 33),
-            NodeLocation { level: 0, tile_index: 1, offset: 8, count: 8 }
+            NodeLocation {
+                level: 0,
+                tile_index: 1,
+                offset: 8,
+                count: 8
+            }
         );
         assert_eq!(
             locate_node(8, 5),
-            NodeLocation { level: 1, tile_index: 0, offset: 5, count: 1 }
+            NodeLocation {
+                level: 1,
+                tile_index: 0,
+                offset: 5,
+                count: 1
+            }
         );
         assert_eq!(
             locate_node(17, 1),
-            NodeLocation { level: 2, tile_index: 0, offset: 2, count: 2 }
+            NodeLocation {
+                level: 2,
+                tile_index: 0,
+                offset: 2,
+                count: 2
+            }
         );
     }
 }

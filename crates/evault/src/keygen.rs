@@ -32,9 +32,13 @@ pub(crate) fn run(args: KeygenArgs) -> Outcome {
     })?;
     let vkey = key.verifier_key().to_string();
     if let Some(path) = &args.vkey_out {
-        std::fs::write(path, format!("{vkey}\n")).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        std::fs::write(path, format!("{vkey}\n"))
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
     }
-    eprintln!("wrote signing key to {} (keep it secret)", args.key_file.display());
+    eprintln!(
+        "wrote signing key to {} (keep it secret)",
+        args.key_file.display()
+    );
     println!("{vkey}");
     Ok(())
 }

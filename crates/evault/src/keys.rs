@@ -23,13 +23,16 @@ impl TrustedKeys {
     pub(crate) fn load(&self) -> Result<Vec<VerifierKey>, Failure> {
         let mut keys = Vec::new();
         for text in &self.vkeys {
-            keys.push(VerifierKey::parse(text).map_err(|e| usage(format!("--vkey {text:?}: {e}")))?);
+            keys.push(
+                VerifierKey::parse(text).map_err(|e| usage(format!("--vkey {text:?}: {e}")))?,
+            );
         }
         if let Some(path) = &self.vkey_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| usage(format!("--vkey-file {}: {e}", path.display())))?;
             keys.extend(
-                parse_verifier_keys(&text).map_err(|e| usage(format!("--vkey-file {}: {e}", path.display())))?,
+                parse_verifier_keys(&text)
+                    .map_err(|e| usage(format!("--vkey-file {}: {e}", path.display())))?,
             );
         }
         if keys.is_empty() {

@@ -1,7 +1,8 @@
 //! `evault`: the Merkle Evidence Vault's command.
 //!
 //! Offline commands that need no server: `verify` checks a receipt,
-//! `fsck` audits a whole published log, `keygen` creates a log signing key.
+//! `fsck` audits a whole published log, `proof` builds the receipt of one
+//! entry of a published log, `keygen` creates a log signing key.
 //! The binary only parses flags and reports; the checking is
 //! `evault-core`'s and the key files are `evault-signer`'s.
 //!
@@ -12,6 +13,8 @@ mod fsck;
 mod keygen;
 mod keys;
 mod outcome;
+mod proof;
+mod source;
 mod verify;
 
 use std::process::ExitCode;
@@ -33,6 +36,7 @@ struct Cli {
 enum Command {
     Verify(verify::VerifyArgs),
     Fsck(fsck::FsckArgs),
+    Proof(proof::ProofArgs),
     Keygen(keygen::KeygenArgs),
 }
 
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
+        Command::Proof(args) => proof::run(args),
         Command::Keygen(args) => keygen::run(args),
     };
     match result {

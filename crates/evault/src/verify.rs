@@ -44,9 +44,11 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
     let entry = EvidenceEntry::decode(&verified.entry);
 
     if let Some(path) = &args.evidence {
-        let entry = entry
-            .as_ref()
-            .map_err(|e| invalid(format!("{name}: the logged entry is not an evidence entry ({e})")))?;
+        let entry = entry.as_ref().map_err(|e| {
+            invalid(format!(
+                "{name}: the logged entry is not an evidence entry ({e})"
+            ))
+        })?;
         let (digest, size) = digest_file(path)?;
         if digest != entry.digest {
             return Err(invalid(format!(
@@ -74,7 +76,12 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
     println!("  leaf hash  {}", verified.leaf_hash);
     match &entry {
         Ok(e) => {
-            println!("  evidence   sha256:{} ({} bytes, {})", hex(&e.digest), e.size, e.media_type);
+            println!(
+                "  evidence   sha256:{} ({} bytes, {})",
+                hex(&e.digest),
+                e.size,
+                e.media_type
+            );
             if let Some(n) = &e.name {
                 println!("  name       {n}");
             }
@@ -84,7 +91,15 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
             println!("  principal  {}", e.principal);
             println!("  received   {}", format_utc_ms(e.received_ms));
         }
-        Err(_) => println!("  entry      {} bytes, not an evidence entry", verified.entry.len()),
+        Err(_) => {
+            let text = String::from_utf8_lossy(&verified.entry);
+            let shown: String = text.chars().take(80).collect();
+            println!(
+                "  entry      {} bytes, not an evidence entry: {:?}",
+                verified.entry.len(),
+                shown
+            );
+        }
     }
     if let Some(path) = &args.evidence {
         println!("  matches    {}", path.display());

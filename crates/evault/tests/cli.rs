@@ -12,9 +12,12 @@ use evault_core::{
     encode_bundle, leaf_hash,
 };
 
-const TESSERA_VKEY: &str = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
-const TESSERA_SKEY: &str = "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg";
-const WORDS: &str = "one two three four five six seven eit nain ten ileven twelf threeten fourten fivten";
+const TESSERA_VKEY: &str =
+    "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
+const TESSERA_SKEY: &str =
+    "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg";
+const WORDS: &str =
+    "one two three four five six seven eit nain ten ileven twelf threeten fourten fivten";
 
 fn tessera() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/tessera-log")
@@ -78,7 +81,8 @@ fn write_log(dir: &Path, entries: &[Vec<u8>], key: &SigningKey) -> Vec<u8> {
     }
     for bundle in bundles_for_size(entries.len() as u64) {
         let first = bundle.first_entry() as usize;
-        let bytes = encode_bundle(&entries[first..first + usize::from(bundle.width)]).expect("bundle");
+        let bytes =
+            encode_bundle(&entries[first..first + usize::from(bundle.width)]).expect("bundle");
         put(bundle.path(), &bytes);
     }
     let checkpoint = Checkpoint {
@@ -99,7 +103,9 @@ fn receipt_from_dir(dir: &Path, index: u64, entry: &[u8]) -> Receipt {
     let note = evault_core::Note::parse(&checkpoint).expect("note");
     let size = Checkpoint::parse(note.text()).expect("cp").size;
     let mut tiles = DirTiles(dir.to_path_buf());
-    let proof = TreeReader::new(size, &mut tiles).inclusion_proof(index, size).expect("proof");
+    let proof = TreeReader::new(size, &mut tiles)
+        .inclusion_proof(index, size)
+        .expect("proof");
     Receipt {
         extra: Some(entry.to_vec()),
         index,
@@ -125,7 +131,11 @@ fn serve(dir: PathBuf) -> String {
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
-            let path = request.split(' ').nth(1).unwrap_or("/").trim_start_matches('/');
+            let path = request
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/');
             let response = match std::fs::read(dir.join(path)) {
                 Ok(body) if !path.contains("..") => {
                     let mut r = format!(
@@ -136,7 +146,8 @@ fn serve(dir: PathBuf) -> String {
                     r.extend_from_slice(&body);
                     r
                 }
-                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
             };
             let _ = stream.write_all(&response);
         }
@@ -146,7 +157,12 @@ fn serve(dir: PathBuf) -> String {
 
 #[test]
 fn fsck_accepts_the_tessera_log() {
-    let out = evault(&["fsck", "--vkey", TESSERA_VKEY, tessera().to_str().expect("path")]);
+    let out = evault(&[
+        "fsck",
+        "--vkey",
+        TESSERA_VKEY,
+        tessera().to_str().expect("path"),
+    ]);
     assert_eq!(status(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("tree size  15"), "{}", stdout(&out));
 }
@@ -165,12 +181,27 @@ fn fsck_rejects_any_flipped_byte_the_tree_needs() {
             let mut bytes = original.clone();
             bytes[i] ^= 0x01;
             std::fs::write(&path, &bytes).expect("write");
-            let out = evault(&["fsck", "--vkey-file", vkey_file.to_str().expect("p"), log.to_str().expect("p")]);
-            assert_eq!(status(&out), 1, "{file} byte {i} accepted: {}", stdout(&out));
+            let out = evault(&[
+                "fsck",
+                "--vkey-file",
+                vkey_file.to_str().expect("p"),
+                log.to_str().expect("p"),
+            ]);
+            assert_eq!(
+                status(&out),
+                1,
+                "{file} byte {i} accepted: {}",
+                stdout(&out)
+            );
         }
         std::fs::write(&path, &original).expect("restore");
     }
-    let out = evault(&["fsck", "--vkey-file", vkey_file.to_str().expect("p"), log.to_str().expect("p")]);
+    let out = evault(&[
+        "fsck",
+        "--vkey-file",
+        vkey_file.to_str().expect("p"),
+        log.to_str().expect("p"),
+    ]);
     assert_eq!(status(&out), 0, "{}", stderr(&out));
 }
 
@@ -183,15 +214,33 @@ fn fsck_reads_a_log_over_http() {
     let tmp = tempfile::tempdir().expect("tempdir");
     copy_dir(&tessera(), tmp.path());
     std::fs::remove_file(tmp.path().join("tile/0/000.p/15")).expect("rm");
-    let out = evault(&["fsck", "--vkey", TESSERA_VKEY, &serve(tmp.path().to_path_buf())]);
+    let out = evault(&[
+        "fsck",
+        "--vkey",
+        TESSERA_VKEY,
+        &serve(tmp.path().to_path_buf()),
+    ]);
     assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("tile/0/000.p/15: HTTP status 404"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tile/0/000.p/15: HTTP status 404"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn fsck_of_an_unreachable_server_is_not_a_verdict() {
-    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let out = evault(&["fsck", "--vkey", TESSERA_VKEY, &format!("http://127.0.0.1:{port}")]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = evault(&[
+        "fsck",
+        "--vkey",
+        TESSERA_VKEY,
+        &format!("http://127.0.0.1:{port}"),
+    ]);
     assert_eq!(status(&out), 2, "{}", stderr(&out));
 }
 
@@ -200,7 +249,14 @@ fn fsck_checks_the_log_extends_a_previous_checkpoint() {
     let dir = tessera();
     let log = dir.to_str().expect("path");
     let previous = dir.join("checkpoint.8");
-    let out = evault(&["fsck", "--vkey", TESSERA_VKEY, "--previous", previous.to_str().expect("p"), log]);
+    let out = evault(&[
+        "fsck",
+        "--vkey",
+        TESSERA_VKEY,
+        "--previous",
+        previous.to_str().expect("p"),
+        log,
+    ]);
     assert_eq!(status(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("extends    checkpoint of size 8"));
 
@@ -219,20 +275,40 @@ fn fsck_checks_the_log_extends_a_previous_checkpoint() {
         path
     };
     let fork = forged(8, "another history");
-    let out = evault(&["fsck", "--vkey", TESSERA_VKEY, "--previous", fork.to_str().expect("p"), log]);
+    let out = evault(&[
+        "fsck",
+        "--vkey",
+        TESSERA_VKEY,
+        "--previous",
+        fork.to_str().expect("p"),
+        log,
+    ]);
     assert_eq!(status(&out), 1);
     assert!(stderr(&out).contains("root at size 8"), "{}", stderr(&out));
     let larger = forged(16, "the future");
-    let out = evault(&["fsck", "--vkey", TESSERA_VKEY, "--previous", larger.to_str().expect("p"), log]);
+    let out = evault(&[
+        "fsck",
+        "--vkey",
+        TESSERA_VKEY,
+        "--previous",
+        larger.to_str().expect("p"),
+        log,
+    ]);
     assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("fewer than the 16"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fewer than the 16"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn fsck_recomputes_every_tile_level_of_a_larger_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (key, _) = SigningKey::generate("vault.example/fsck").expect("key");
-    let entries: Vec<Vec<u8>> = (0..66_000u32).map(|i| format!("entry {i}").into_bytes()).collect();
+    let entries: Vec<Vec<u8>> = (0..66_000u32)
+        .map(|i| format!("entry {i}").into_bytes())
+        .collect();
     write_log(tmp.path(), &entries, &key);
     let vkey = key.verifier_key().to_string();
     let log = tmp.path().to_str().expect("path");
@@ -261,9 +337,20 @@ fn verify_accepts_receipts_for_the_tessera_log() {
         let receipt = receipt_from_dir(&tessera(), i as u64, word.as_bytes());
         let path = tmp.path().join(format!("{i}.tlog-proof"));
         std::fs::write(&path, receipt.to_bytes()).expect("write");
-        let out = evault(&["verify", "--vkey", TESSERA_VKEY, "--origin", "example.com/log/testdata", path.to_str().expect("p")]);
+        let out = evault(&[
+            "verify",
+            "--vkey",
+            TESSERA_VKEY,
+            "--origin",
+            "example.com/log/testdata",
+            path.to_str().expect("p"),
+        ]);
         assert_eq!(status(&out), 0, "{}", stderr(&out));
-        assert!(stdout(&out).contains(&format!("index      {i}\n")), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains(&format!("index      {i}\n")),
+            "{}",
+            stdout(&out)
+        );
         assert!(stdout(&out).contains("not an evidence entry"));
     }
 }
@@ -282,24 +369,51 @@ fn verify_rejects_tampered_receipts_and_reports_why() {
 
     let receipt = receipt_from_dir(&tessera(), 5, b"SIX");
     std::fs::write(&path, receipt.to_bytes()).expect("write");
-    assert_eq!(status(&evault(&["verify", "--vkey", TESSERA_VKEY, path_str])), 1);
+    assert_eq!(
+        status(&evault(&["verify", "--vkey", TESSERA_VKEY, path_str])),
+        1
+    );
 
     let receipt = receipt_from_dir(&tessera(), 5, b"six");
     std::fs::write(&path, receipt.to_bytes()).expect("write");
-    let out = evault(&["verify", "--vkey", TESSERA_VKEY, "--origin", "example.com/other", path_str]);
+    let out = evault(&[
+        "verify",
+        "--vkey",
+        TESSERA_VKEY,
+        "--origin",
+        "example.com/other",
+        path_str,
+    ]);
     assert_eq!(status(&out), 1);
     let (stranger, _) = SigningKey::generate("example.com/log/testdata").expect("key");
-    let out = evault(&["verify", "--vkey", &stranger.verifier_key().to_string(), path_str]);
+    let out = evault(&[
+        "verify",
+        "--vkey",
+        &stranger.verifier_key().to_string(),
+        path_str,
+    ]);
     assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("no signature by a trusted key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no signature by a trusted key"),
+        "{}",
+        stderr(&out)
+    );
 
     std::fs::write(&path, b"not a receipt\n").expect("write");
-    assert_eq!(status(&evault(&["verify", "--vkey", TESSERA_VKEY, path_str])), 1);
+    assert_eq!(
+        status(&evault(&["verify", "--vkey", TESSERA_VKEY, path_str])),
+        1
+    );
 }
 
 #[test]
 fn verify_usage_errors_exit_2() {
-    let missing = evault(&["verify", "--vkey", TESSERA_VKEY, "/nonexistent/receipt.tlog-proof"]);
+    let missing = evault(&[
+        "verify",
+        "--vkey",
+        TESSERA_VKEY,
+        "/nonexistent/receipt.tlog-proof",
+    ]);
     assert_eq!(status(&missing), 2);
     let bad_key = evault(&["verify", "--vkey", "nope+00000000+AAAA", "x"]);
     assert_eq!(status(&bad_key), 2);
@@ -337,22 +451,54 @@ fn verify_checks_the_evidence_file() {
 
     let vkey = key.verifier_key().to_string();
     let receipt = receipt_path.to_str().expect("p");
-    let out = evault(&["verify", "--vkey", &vkey, "--evidence", evidence.to_str().expect("p"), receipt]);
+    let out = evault(&[
+        "verify",
+        "--vkey",
+        &vkey,
+        "--evidence",
+        evidence.to_str().expect("p"),
+        receipt,
+    ]);
     assert_eq!(status(&out), 0, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("principal  responder@example.com"), "{text}");
-    assert!(text.contains("received   2026-11-29T13:52:21.123Z"), "{text}");
+    assert!(
+        text.contains("received   2026-11-29T13:52:21.123Z"),
+        "{text}"
+    );
     assert!(text.contains("label      case=IR-7"), "{text}");
 
-    let out = evault(&["verify", "--vkey", &vkey, "--evidence", other.to_str().expect("p"), receipt]);
+    let out = evault(&[
+        "verify",
+        "--vkey",
+        &vkey,
+        "--evidence",
+        other.to_str().expect("p"),
+        receipt,
+    ]);
     assert_eq!(status(&out), 1);
     assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
 
     let tessera_receipt = tmp.path().join("t.tlog-proof");
-    std::fs::write(&tessera_receipt, receipt_from_dir(&tessera(), 0, b"one").to_bytes()).expect("write");
-    let out = evault(&["verify", "--vkey", TESSERA_VKEY, "--evidence", evidence.to_str().expect("p"), tessera_receipt.to_str().expect("p")]);
+    std::fs::write(
+        &tessera_receipt,
+        receipt_from_dir(&tessera(), 0, b"one").to_bytes(),
+    )
+    .expect("write");
+    let out = evault(&[
+        "verify",
+        "--vkey",
+        TESSERA_VKEY,
+        "--evidence",
+        evidence.to_str().expect("p"),
+        tessera_receipt.to_str().expect("p"),
+    ]);
     assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("not an evidence entry"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an evidence entry"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -360,7 +506,13 @@ fn keygen_writes_a_key_whose_printed_verifier_key_checks_its_signatures() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let key_file = tmp.path().join("log.key");
     let key_path = key_file.to_str().expect("p");
-    let out = evault(&["keygen", "--origin", "vault.example/evidence", "--key-file", key_path]);
+    let out = evault(&[
+        "keygen",
+        "--origin",
+        "vault.example/evidence",
+        "--key-file",
+        key_path,
+    ]);
     assert_eq!(status(&out), 0, "{}", stderr(&out));
     let vkey = stdout(&out).trim().to_string();
     assert!(vkey.starts_with("vault.example/evidence+"), "{vkey}");
@@ -372,8 +524,80 @@ fn keygen_writes_a_key_whose_printed_verifier_key_checks_its_signatures() {
     assert_eq!(status(&out), 0, "{}", stderr(&out));
 
     let before = std::fs::read(&key_file).expect("read");
-    let again = evault(&["keygen", "--origin", "vault.example/evidence", "--key-file", key_path]);
+    let again = evault(&[
+        "keygen",
+        "--origin",
+        "vault.example/evidence",
+        "--key-file",
+        key_path,
+    ]);
     assert_eq!(status(&again), 2);
-    assert!(stderr(&again).contains("refusing to overwrite"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("refusing to overwrite"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(std::fs::read(&key_file).expect("read"), before);
+}
+
+#[test]
+fn proof_builds_receipts_that_verify_from_a_directory_or_http() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = serve(tessera());
+    for (i, log) in [tessera().to_str().expect("p").to_string(), base]
+        .iter()
+        .enumerate()
+    {
+        let receipt = tmp.path().join(format!("{i}.tlog-proof"));
+        let out = evault(&[
+            "proof",
+            "--log",
+            log,
+            "--index",
+            "2",
+            "-o",
+            receipt.to_str().expect("p"),
+        ]);
+        assert_eq!(status(&out), 0, "{}", stderr(&out));
+        let out = evault(&[
+            "verify",
+            "--vkey",
+            TESSERA_VKEY,
+            receipt.to_str().expect("p"),
+        ]);
+        assert_eq!(status(&out), 0, "{}", stderr(&out));
+        assert!(stdout(&out).contains("\"three\""), "{}", stdout(&out));
+    }
+    let out = evault(&[
+        "proof",
+        "--log",
+        tessera().to_str().expect("p"),
+        "--index",
+        "15",
+    ]);
+    assert_eq!(status(&out), 2);
+    assert!(
+        stderr(&out).contains("the log has 15 entries"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn proof_refuses_a_log_whose_tiles_disagree_with_its_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&tessera(), tmp.path());
+    let tile = tmp.path().join("tile/0/000.p/15");
+    let mut bytes = std::fs::read(&tile).expect("read");
+    bytes[100] ^= 1;
+    std::fs::write(&tile, bytes).expect("write");
+    let out = evault(&[
+        "proof",
+        "--log",
+        tmp.path().to_str().expect("p"),
+        "--index",
+        "0",
+    ]);
+    assert_eq!(status(&out), 1);
+    assert!(stderr(&out).contains("disagree"), "{}", stderr(&out));
 }

@@ -82,7 +82,9 @@ impl KeyFile {
             source,
         })?;
         let key = match std::str::from_utf8(&bytes) {
-            Ok(pem) if pem.trim_start().starts_with("-----BEGIN") => SigningKey::from_pem(name, pem),
+            Ok(pem) if pem.trim_start().starts_with("-----BEGIN") => {
+                SigningKey::from_pem(name, pem)
+            }
             _ => SigningKey::from_pkcs8(name, &bytes),
         };
         key.map_err(|source| KeyFileError::Key {
@@ -111,7 +113,10 @@ mod tests {
         let path = dir.path().join("log.key");
         KeyFile::create(&path, "a").expect("create");
         let before = fs::read(&path).expect("read");
-        assert!(matches!(KeyFile::create(&path, "a"), Err(KeyFileError::Exists(_))));
+        assert!(matches!(
+            KeyFile::create(&path, "a"),
+            Err(KeyFileError::Exists(_))
+        ));
         assert_eq!(fs::read(&path).expect("read"), before);
     }
 
@@ -120,7 +125,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log.key");
         fs::write(&path, "hello").expect("write");
-        assert!(matches!(KeyFile::load(&path, "a"), Err(KeyFileError::Key { .. })));
+        assert!(matches!(
+            KeyFile::load(&path, "a"),
+            Err(KeyFileError::Key { .. })
+        ));
     }
 
     #[cfg(unix)]

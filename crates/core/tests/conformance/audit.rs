@@ -13,7 +13,10 @@ struct Files(HashMap<String, Vec<u8>>);
 
 impl Files {
     fn get(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| "not found".to_string())
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| "not found".to_string())
     }
 }
 
@@ -33,16 +36,25 @@ impl LogSource for Files {
 const NEEDED: [&str; 3] = ["checkpoint", "tile/0/000.p/15", "tile/entries/000.p/15"];
 
 fn tessera() -> Files {
-    Files(NEEDED.iter().map(|p| (p.to_string(), super::read(format!("tessera-log/{p}")))).collect())
+    Files(
+        NEEDED
+            .iter()
+            .map(|p| (p.to_string(), super::read(format!("tessera-log/{p}"))))
+            .collect(),
+    )
 }
 
 #[test]
 fn tessera_log_passes_its_audit() {
     let keys = [VerifierKey::parse(VKEY).expect("vkey")];
     let mut seen = Vec::new();
-    let report = audit(&mut tessera(), &keys, Some("example.com/log/testdata"), None, &mut |done, total| {
-        seen.push((done, total))
-    })
+    let report = audit(
+        &mut tessera(),
+        &keys,
+        Some("example.com/log/testdata"),
+        None,
+        &mut |done, total| seen.push((done, total)),
+    )
     .expect("audit");
     assert_eq!(report.checkpoint.size, 15);
     assert_eq!((report.tiles, report.bundles), (1, 1));

@@ -18,7 +18,9 @@ fn listing() -> String {
     for size in SIZES {
         let mut stored = BTreeMap::new();
         let mut tree = Integrator::new();
-        for (tile, bytes) in tree.integrate((0..size).map(|i| leaf_hash(format!("golden entry {i}").as_bytes()))) {
+        for (tile, bytes) in
+            tree.integrate((0..size).map(|i| leaf_hash(format!("golden entry {i}").as_bytes())))
+        {
             stored.insert((tile.level, tile.index), (tile, bytes));
         }
         writeln!(out, "size {size}").expect("write");
@@ -26,7 +28,14 @@ fn listing() -> String {
         let written: Vec<_> = stored.values().map(|(t, _)| *t).collect();
         assert_eq!(written, expected, "tiles written at size {size}");
         for (tile, bytes) in stored.values() {
-            writeln!(out, "{} {} {}", tile.path(), bytes.len(), hex(&sha256(bytes))).expect("write");
+            writeln!(
+                out,
+                "{} {} {}",
+                tile.path(),
+                bytes.len(),
+                hex(&sha256(bytes))
+            )
+            .expect("write");
         }
         writeln!(out, "root {}", tree.root().to_hex()).expect("write");
     }

@@ -3,6 +3,7 @@
 //! pinned storage format.
 
 mod audit;
+mod entries;
 mod golden;
 mod notes;
 mod properties;

@@ -49,7 +49,11 @@ fn signing_the_text_reproduces_the_published_note_signature() {
 #[test]
 fn note_with_two_signatures_verifies_with_either_key() {
     let v = vectors();
-    let keys: Vec<VerifierKey> = v.verifiers.iter().map(|k| VerifierKey::parse(k).expect("vkey")).collect();
+    let keys: Vec<VerifierKey> = v
+        .verifiers
+        .iter()
+        .map(|k| VerifierKey::parse(k).expect("vkey"))
+        .collect();
     let note = Note::parse(v.note.as_bytes()).expect("parse");
     assert_eq!(note.signatures().len(), 2);
     assert_eq!(note.verify(&keys).expect("both").len(), 2);
@@ -65,7 +69,10 @@ fn unknown_keys_are_ignored_but_not_enough() {
     let (stranger, _) = SigningKey::generate("Stranger").expect("key");
     let note = Note::parse(v.note.as_bytes()).expect("parse");
     let mut keys = vec![stranger.verifier_key().clone()];
-    assert!(matches!(note.verify(&keys), Err(NoteError::NoTrustedSignature { .. })));
+    assert!(matches!(
+        note.verify(&keys),
+        Err(NoteError::NoTrustedSignature { .. })
+    ));
     keys.push(VerifierKey::parse(&v.verifiers[1]).expect("vkey"));
     assert_eq!(note.verify(&keys).expect("verify").len(), 1);
 }
@@ -73,12 +80,22 @@ fn unknown_keys_are_ignored_but_not_enough() {
 #[test]
 fn bad_signature_by_a_known_key_rejects_the_note() {
     let v = vectors();
-    let keys: Vec<VerifierKey> = v.verifiers.iter().map(|k| VerifierKey::parse(k).expect("vkey")).collect();
+    let keys: Vec<VerifierKey> = v
+        .verifiers
+        .iter()
+        .map(|k| VerifierKey::parse(k).expect("vkey"))
+        .collect();
     let tampered = v.note.replacen("answer", "ANSWER", 1);
     let note = Note::parse(tampered.as_bytes()).expect("still well-formed");
-    assert!(matches!(note.verify(&keys), Err(NoteError::BadSignature { .. })));
+    assert!(matches!(
+        note.verify(&keys),
+        Err(NoteError::BadSignature { .. })
+    ));
     // Even when the other signature is by a key the verifier does not know.
-    assert!(matches!(note.verify(&keys[..1]), Err(NoteError::BadSignature { .. })));
+    assert!(matches!(
+        note.verify(&keys[..1]),
+        Err(NoteError::BadSignature { .. })
+    ));
 }
 
 #[test]

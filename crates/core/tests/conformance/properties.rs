@@ -50,7 +50,10 @@ impl TileReader for MemoryTiles {
     type Error = String;
 
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, String> {
-        let bytes = self.0.get(&(tile.level, tile.index)).ok_or("no such tile")?;
+        let bytes = self
+            .0
+            .get(&(tile.level, tile.index))
+            .ok_or("no such tile")?;
         bytes
             .get(..usize::from(tile.width) * HASH_SIZE)
             .map(<[u8]>::to_vec)
@@ -109,7 +112,10 @@ fn roots_and_inclusion_proofs_equal_rs_merkle() {
         let indices: Vec<u64> = if size <= 300 {
             (0..size).collect()
         } else {
-            (0..40).map(|_| rng.random_range(0..size)).chain([0, size - 1]).collect()
+            (0..40)
+                .map(|_| rng.random_range(0..size))
+                .chain([0, size - 1])
+                .collect()
         };
         for index in indices {
             let proof = reader.inclusion_proof(index, size).expect("proof");
@@ -121,7 +127,8 @@ fn roots_and_inclusion_proofs_equal_rs_merkle() {
                 .collect();
             assert_eq!(proof, expected, "inclusion proof of {index} in {size}");
             let leaf = leaves[index as usize];
-            verify_inclusion(index, size, leaf.as_bytes(), &proof, root.as_bytes()).expect("verifies");
+            verify_inclusion(index, size, leaf.as_bytes(), &proof, root.as_bytes())
+                .expect("verifies");
             if index % 7 == 0 {
                 each_tampered(&proof, |bad| {
                     verify_inclusion(index, size, leaf.as_bytes(), bad, root.as_bytes()).is_ok()
@@ -150,7 +157,16 @@ fn every_consistency_proof_up_to_300_verifies_and_tampering_fails() {
                 });
                 // A proof for other sizes does not pass for these.
                 if size1 > 1 {
-                    assert!(verify_consistency(size1 - 1, size2, &proof, roots[size1 as usize - 1].as_bytes(), r2.as_bytes()).is_err());
+                    assert!(
+                        verify_consistency(
+                            size1 - 1,
+                            size2,
+                            &proof,
+                            roots[size1 as usize - 1].as_bytes(),
+                            r2.as_bytes()
+                        )
+                        .is_err()
+                    );
                 }
             }
         }

@@ -57,13 +57,34 @@ fn json_files(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn every_inclusion_vector_gets_its_expected_verdict() {
     let files = json_files(&super::testdata().join("rfc6962/inclusion"));
-    assert!(files.len() > 50, "only {} inclusion vectors found", files.len());
+    assert!(
+        files.len() > 50,
+        "only {} inclusion vectors found",
+        files.len()
+    );
     let (mut accepted, mut rejected) = (0, 0);
     for file in files {
-        let v: Inclusion = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
-        let got = verify_inclusion(v.leaf_idx, v.tree_size, &b64(&v.leaf_hash), &proof(&v.proof), &b64(&v.root));
-        assert_eq!(got.is_err(), v.want_err, "{} ({}): {got:?}", file.display(), v.desc);
-        if v.want_err { rejected += 1 } else { accepted += 1 }
+        let v: Inclusion =
+            serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+        let got = verify_inclusion(
+            v.leaf_idx,
+            v.tree_size,
+            &b64(&v.leaf_hash),
+            &proof(&v.proof),
+            &b64(&v.root),
+        );
+        assert_eq!(
+            got.is_err(),
+            v.want_err,
+            "{} ({}): {got:?}",
+            file.display(),
+            v.desc
+        );
+        if v.want_err {
+            rejected += 1
+        } else {
+            accepted += 1
+        }
     }
     assert!(accepted > 0 && rejected > 0);
 }
@@ -71,13 +92,34 @@ fn every_inclusion_vector_gets_its_expected_verdict() {
 #[test]
 fn every_consistency_vector_gets_its_expected_verdict() {
     let files = json_files(&super::testdata().join("rfc6962/consistency"));
-    assert!(files.len() > 50, "only {} consistency vectors found", files.len());
+    assert!(
+        files.len() > 50,
+        "only {} consistency vectors found",
+        files.len()
+    );
     let (mut accepted, mut rejected) = (0, 0);
     for file in files {
-        let v: Consistency = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
-        let got = verify_consistency(v.size1, v.size2, &proof(&v.proof), &b64(&v.root1), &b64(&v.root2));
-        assert_eq!(got.is_err(), v.want_err, "{} ({}): {got:?}", file.display(), v.desc);
-        if v.want_err { rejected += 1 } else { accepted += 1 }
+        let v: Consistency =
+            serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+        let got = verify_consistency(
+            v.size1,
+            v.size2,
+            &proof(&v.proof),
+            &b64(&v.root1),
+            &b64(&v.root2),
+        );
+        assert_eq!(
+            got.is_err(),
+            v.want_err,
+            "{} ({}): {got:?}",
+            file.display(),
+            v.desc
+        );
+        if v.want_err {
+            rejected += 1
+        } else {
+            accepted += 1
+        }
     }
     assert!(accepted > 0 && rejected > 0);
 }
@@ -94,7 +136,10 @@ fn reference_tree_root_is_reproduced() {
         &[0x30, 0x31],
         &[0x40, 0x41, 0x42, 0x43],
         &[0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
-        &[0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
+        &[
+            0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
+            0x6e, 0x6f,
+        ],
     ];
     let mut tree = evault_core::Integrator::new();
     assert_eq!(

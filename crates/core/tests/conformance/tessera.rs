@@ -4,12 +4,15 @@
 
 use evault_core::tile::{BundleId, TileId};
 use evault_core::{
-    Checkpoint, Integrator, Note, SigningKey, VerifierKey, encode_bundle, leaf_hash, open_checkpoint,
+    Checkpoint, Integrator, Note, SigningKey, VerifierKey, encode_bundle, leaf_hash,
+    open_checkpoint,
 };
 
-const WORDS: &str = "one two three four five six seven eit nain ten ileven twelf threeten fourten fivten";
+const WORDS: &str =
+    "one two three four five six seven eit nain ten ileven twelf threeten fourten fivten";
 const VKEY: &str = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
-const SKEY: &str = "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg";
+const SKEY: &str =
+    "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg";
 
 fn entries() -> Vec<&'static [u8]> {
     WORDS.split(' ').map(str::as_bytes).collect()
@@ -23,12 +26,23 @@ fn tiles_and_bundles_are_reproduced_at_every_size() {
     for (i, entry) in entries.iter().enumerate() {
         let size = i as u64 + 1;
         let tiles = tree.integrate([leaf_hash(entry)]);
-        let expected_tile = TileId { level: 0, index: 0, width: size as u16 };
+        let expected_tile = TileId {
+            level: 0,
+            index: 0,
+            width: size as u16,
+        };
         assert_eq!(tiles.len(), 1);
         assert_eq!(tiles[0].0, expected_tile);
-        assert_eq!(tiles[0].1, super::read(format!("tessera-log/{}", expected_tile.path())), "tile at size {size}");
+        assert_eq!(
+            tiles[0].1,
+            super::read(format!("tessera-log/{}", expected_tile.path())),
+            "tile at size {size}"
+        );
 
-        let bundle = BundleId { index: 0, width: size as u16 };
+        let bundle = BundleId {
+            index: 0,
+            width: size as u16,
+        };
         assert_eq!(
             encode_bundle(&entries[..=i]).expect("bundle"),
             super::read(format!("tessera-log/{}", bundle.path())),
@@ -41,7 +55,10 @@ fn tiles_and_bundles_are_reproduced_at_every_size() {
         assert_eq!(cp.size, size);
         assert_eq!(cp.root, tree.root(), "root at size {size}");
     }
-    assert_eq!(super::read("tessera-log/checkpoint"), super::read("tessera-log/checkpoint.15"));
+    assert_eq!(
+        super::read("tessera-log/checkpoint"),
+        super::read("tessera-log/checkpoint.15")
+    );
 }
 
 #[test]
@@ -49,7 +66,8 @@ fn every_checkpoint_verifies_with_the_published_key() {
     let keys = [VerifierKey::parse(VKEY).expect("vkey")];
     for size in 0..=15 {
         let note = super::read(format!("tessera-log/checkpoint.{size}"));
-        let signed = open_checkpoint(&note, &keys, Some("example.com/log/testdata")).expect("verify");
+        let signed =
+            open_checkpoint(&note, &keys, Some("example.com/log/testdata")).expect("verify");
         assert_eq!(signed.checkpoint.size, size);
     }
 }
@@ -72,7 +90,10 @@ fn any_flipped_bit_in_a_checkpoint_is_rejected() {
         for bit in 0..8 {
             let mut bytes = published.clone();
             bytes[i] ^= 1 << bit;
-            assert!(open_checkpoint(&bytes, &keys, None).is_err(), "byte {i} bit {bit}");
+            assert!(
+                open_checkpoint(&bytes, &keys, None).is_err(),
+                "byte {i} bit {bit}"
+            );
         }
     }
 }
