@@ -45,6 +45,23 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts the command succeeded and returns its standard output.
+fn expect_valid(out: &Output) -> String {
+    assert_eq!(status(out), 0, "{}", stderr(out));
+    stdout(out)
+}
+
+/// Asserts the command ended with `code` and said `reason` on standard error.
+fn expect_failure(out: &Output, code: i32, reason: &str) {
+    assert_eq!(status(out), code, "{}{}", stdout(out), stderr(out));
+    assert!(
+        stderr(out).contains(reason),
+        "{:?} not in {}",
+        reason,
+        stderr(out)
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
@@ -163,7 +180,7 @@ fn fsck_accepts_the_tessera_log() {
         TESSERA_VKEY,
         tessera().to_str().expect("path"),
     ]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
     assert!(stdout(&out).contains("tree size  15"), "{}", stdout(&out));
 }
 
@@ -202,14 +219,14 @@ fn fsck_rejects_any_flipped_byte_the_tree_needs() {
         vkey_file.to_str().expect("p"),
         log.to_str().expect("p"),
     ]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
 }
 
 #[test]
 fn fsck_reads_a_log_over_http() {
     let base = serve(tessera());
     let out = evault(&["fsck", "--vkey", TESSERA_VKEY, &base]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
 
     let tmp = tempfile::tempdir().expect("tempdir");
     copy_dir(&tessera(), tmp.path());
@@ -220,12 +237,7 @@ fn fsck_reads_a_log_over_http() {
         TESSERA_VKEY,
         &serve(tmp.path().to_path_buf()),
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(
-        stderr(&out).contains("tile/0/000.p/15: HTTP status 404"),
-        "{}",
-        stderr(&out)
-    );
+    expect_failure(&out, 1, "tile/0/000.p/15: HTTP status 404");
 }
 
 #[test]
@@ -257,7 +269,7 @@ fn fsck_checks_the_log_extends_a_previous_checkpoint() {
         previous.to_str().expect("p"),
         log,
     ]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
     assert!(stdout(&out).contains("extends    checkpoint of size 8"));
 
     // Checkpoints the log's own key signed, for trees this log is not.
@@ -283,8 +295,7 @@ fn fsck_checks_the_log_extends_a_previous_checkpoint() {
         fork.to_str().expect("p"),
         log,
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("root at size 8"), "{}", stderr(&out));
+    expect_failure(&out, 1, "root at size 8");
     let larger = forged(16, "the future");
     let out = evault(&[
         "fsck",
@@ -294,12 +305,7 @@ fn fsck_checks_the_log_extends_a_previous_checkpoint() {
         larger.to_str().expect("p"),
         log,
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(
-        stderr(&out).contains("fewer than the 16"),
-        "{}",
-        stderr(&out)
-    );
+    expect_failure(&out, 1, "fewer than the 16");
 }
 
 #[test]
@@ -313,7 +319,7 @@ fn fsck_recomputes_every_tile_level_of_a_larger_log() {
     let vkey = key.verifier_key().to_string();
     let log = tmp.path().to_str().expect("path");
     let out = evault(&["fsck", "--vkey", &vkey, log]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
     assert!(stdout(&out).contains("tree size  66000"));
 
     for victim in ["tile/1/000", "tile/2/000.p/1", "tile/entries/100"] {
@@ -324,8 +330,7 @@ fn fsck_recomputes_every_tile_level_of_a_larger_log() {
         bytes[middle] ^= 0x80;
         std::fs::write(&path, &bytes).expect("write");
         let out = evault(&["fsck", "--vkey", &vkey, log]);
-        assert_eq!(status(&out), 1, "{victim} change accepted");
-        assert!(stderr(&out).contains(victim), "{}", stderr(&out));
+        expect_failure(&out, 1, victim);
         std::fs::write(&path, &original).expect("restore");
     }
 }
@@ -345,7 +350,7 @@ fn verify_accepts_receipts_for_the_tessera_log() {
             "example.com/log/testdata",
             path.to_str().expect("p"),
         ]);
-        assert_eq!(status(&out), 0, "{}", stderr(&out));
+        expect_valid(&out);
         assert!(
             stdout(&out).contains(&format!("index      {i}\n")),
             "{}",
@@ -364,8 +369,7 @@ fn verify_rejects_tampered_receipts_and_reports_why() {
     receipt.proof[1].0[0] ^= 1;
     std::fs::write(&path, receipt.to_bytes()).expect("write");
     let out = evault(&["verify", "--vkey", TESSERA_VKEY, path_str]);
-    assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("inclusion proof"), "{}", stderr(&out));
+    expect_failure(&out, 1, "inclusion proof");
 
     let receipt = receipt_from_dir(&tessera(), 5, b"SIX");
     std::fs::write(&path, receipt.to_bytes()).expect("write");
@@ -392,12 +396,7 @@ fn verify_rejects_tampered_receipts_and_reports_why() {
         &stranger.verifier_key().to_string(),
         path_str,
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(
-        stderr(&out).contains("no signature by a trusted key"),
-        "{}",
-        stderr(&out)
-    );
+    expect_failure(&out, 1, "no signature by a trusted key");
 
     std::fs::write(&path, b"not a receipt\n").expect("write");
     assert_eq!(
@@ -416,8 +415,7 @@ fn verify_usage_errors_exit_2() {
     ]);
     assert_eq!(status(&missing), 2);
     let bad_key = evault(&["verify", "--vkey", "nope+00000000+AAAA", "x"]);
-    assert_eq!(status(&bad_key), 2);
-    assert!(stderr(&bad_key).contains("--vkey"), "{}", stderr(&bad_key));
+    expect_failure(&bad_key, 2, "--vkey");
     assert_eq!(status(&evault(&["verify"])), 2);
     assert_eq!(status(&evault(&["verify", "--bogus"])), 2);
     assert_eq!(status(&evault(&["verify", "--help"])), 0);
@@ -459,7 +457,7 @@ fn verify_checks_the_evidence_file() {
         evidence.to_str().expect("p"),
         receipt,
     ]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
     let text = stdout(&out);
     assert!(text.contains("principal  responder@example.com"), "{text}");
     assert!(
@@ -476,8 +474,7 @@ fn verify_checks_the_evidence_file() {
         other.to_str().expect("p"),
         receipt,
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
+    expect_failure(&out, 1, "does not match");
 
     let tessera_receipt = tmp.path().join("t.tlog-proof");
     std::fs::write(
@@ -493,12 +490,7 @@ fn verify_checks_the_evidence_file() {
         evidence.to_str().expect("p"),
         tessera_receipt.to_str().expect("p"),
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(
-        stderr(&out).contains("not an evidence entry"),
-        "{}",
-        stderr(&out)
-    );
+    expect_failure(&out, 1, "not an evidence entry");
 }
 
 #[test]
@@ -513,7 +505,7 @@ fn keygen_writes_a_key_whose_printed_verifier_key_checks_its_signatures() {
         "--key-file",
         key_path,
     ]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
     let vkey = stdout(&out).trim().to_string();
     assert!(vkey.starts_with("vault.example/evidence+"), "{vkey}");
 
@@ -521,7 +513,7 @@ fn keygen_writes_a_key_whose_printed_verifier_key_checks_its_signatures() {
     let log = tmp.path().join("log");
     write_log(&log, &[b"x".to_vec()], &key);
     let out = evault(&["fsck", "--vkey", &vkey, log.to_str().expect("p")]);
-    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    expect_valid(&out);
 
     let before = std::fs::read(&key_file).expect("read");
     let again = evault(&[
@@ -531,12 +523,7 @@ fn keygen_writes_a_key_whose_printed_verifier_key_checks_its_signatures() {
         "--key-file",
         key_path,
     ]);
-    assert_eq!(status(&again), 2);
-    assert!(
-        stderr(&again).contains("refusing to overwrite"),
-        "{}",
-        stderr(&again)
-    );
+    expect_failure(&again, 2, "refusing to overwrite");
     assert_eq!(std::fs::read(&key_file).expect("read"), before);
 }
 
@@ -558,14 +545,14 @@ fn proof_builds_receipts_that_verify_from_a_directory_or_http() {
             "-o",
             receipt.to_str().expect("p"),
         ]);
-        assert_eq!(status(&out), 0, "{}", stderr(&out));
+        expect_valid(&out);
         let out = evault(&[
             "verify",
             "--vkey",
             TESSERA_VKEY,
             receipt.to_str().expect("p"),
         ]);
-        assert_eq!(status(&out), 0, "{}", stderr(&out));
+        expect_valid(&out);
         assert!(stdout(&out).contains("\"three\""), "{}", stdout(&out));
     }
     let out = evault(&[
@@ -575,12 +562,7 @@ fn proof_builds_receipts_that_verify_from_a_directory_or_http() {
         "--index",
         "15",
     ]);
-    assert_eq!(status(&out), 2);
-    assert!(
-        stderr(&out).contains("the log has 15 entries"),
-        "{}",
-        stderr(&out)
-    );
+    expect_failure(&out, 2, "the log has 15 entries");
 }
 
 #[test]
@@ -598,6 +580,5 @@ fn proof_refuses_a_log_whose_tiles_disagree_with_its_checkpoint() {
         "--index",
         "0",
     ]);
-    assert_eq!(status(&out), 1);
-    assert!(stderr(&out).contains("disagree"), "{}", stderr(&out));
+    expect_failure(&out, 1, "disagree");
 }
