@@ -91,8 +91,11 @@ fn expect_root(calculated: Hash, root: &[u8]) -> Result<(), ProofError> {
 /// How many proof hashes are interior (below the point where the paths of
 /// `index` and the last leaf meet) and how many lie on the right border.
 fn decompose(index: u64, size: u64) -> (usize, usize) {
-    let inner = (64 - (index ^ (size - 1)).leading_zeros()) as usize;
-    let border = (index >> inner).count_ones() as usize;
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    // Above 2^63 leaves the paths can part at the very top: nothing is left
+    // of the index for the border then.
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones() as usize;
+    let inner = inner as usize;
     (inner, border)
 }
 
@@ -471,6 +474,22 @@ mod tests {
         assert_eq!(split_point(4), 2);
         assert_eq!(split_point(5), 4);
         assert_eq!(split_point(257), 256);
+    }
+
+    #[test]
+    fn proofs_in_trees_above_two_to_the_63_have_the_right_length() {
+        let size = (1u64 << 63) + 1;
+        let none: &[Hash] = &[];
+        // Leaf 1 needs 63 hashes inside the left half and one for the
+        // right-most leaf.
+        assert_eq!(
+            verify_inclusion(1, size, &[0; 32], none, &[0; 32]),
+            Err(ProofError::ProofSize { got: 0, want: 64 })
+        );
+        // The last leaf needs only the root of the left half.
+        assert_eq!(decompose(1 << 63, size), (0, 1));
+        let one = [Hash::default()];
+        assert!(verify_consistency(1, size, &one, &[0; 32], &[0; 32]).is_err());
     }
 
     #[test]
