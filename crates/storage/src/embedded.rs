@@ -1,0 +1,465 @@
+//! The embedded store: one redb file in a data directory, no server.
+//!
+//! redb gives serialisable transactions with copy-on-write pages and a
+//! checksummed two-phase commit: a commit that returns is on disk, and a
+//! crash at any moment leaves the last committed state. One process holds
+//! the file at a time (redb locks it), which is exactly the embedded case:
+//! `evault up` runs every role in that one process.
+//!
+//! redb is synchronous; every call runs on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use evault_core::{Hash, TileId};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::{
+    Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead, check_batch,
+};
+
+/// origin → log ID
+const LOGS: TableDefinition<'_, &str, u64> = TableDefinition::new("logs");
+/// log ID → head: size (u64 BE) ‖ root
+const HEADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tree_heads");
+/// (log ID, index) → entry bytes
+const ENTRIES: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("entries");
+/// (log ID, dedup key) → index
+const DEDUP: TableDefinition<'_, (u64, &[u8]), u64> = TableDefinition::new("dedup_keys");
+/// (log ID, leaf hash) → first index with that leaf hash
+const LEAVES: TableDefinition<'_, (u64, &[u8]), u64> = TableDefinition::new("leaf_hashes");
+/// (log ID, evidence SHA-256, index) → ()
+const EVIDENCE: TableDefinition<'_, (u64, &[u8], u64), ()> =
+    TableDefinition::new("evidence_entries");
+/// (log ID, tile level, tile index) → the tile's hashes, latest width
+const TILES: TableDefinition<'_, (u64, u8, u64), &[u8]> = TableDefinition::new("tiles");
+/// (log ID, tree size) → checkpoint note
+const CHECKPOINTS: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("checkpoints");
+/// origin → last signed head: size (u64 BE) ‖ root ‖ checkpoint note.
+/// Signer's own table: tree never opens it.
+const SIGNED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("signer_heads");
+
+/// The file inside the data directory.
+pub const DATABASE_FILE: &str = "vault.redb";
+
+fn backend(e: impl Into<redb::Error>) -> StorageError {
+    match e.into() {
+        redb::Error::DatabaseAlreadyOpen => {
+            StorageError::Unavailable("the data directory is in use by another process".into())
+        }
+        other => StorageError::Backend(other.to_string()),
+    }
+}
+
+fn encode_head(head: &TreeHead) -> Vec<u8> {
+    let mut out = head.size.to_be_bytes().to_vec();
+    out.extend_from_slice(head.root.as_bytes());
+    out
+}
+
+fn decode_head(bytes: &[u8]) -> Result<TreeHead> {
+    let corrupt = || StorageError::Corrupt("tree head".into());
+    let size = u64::from_be_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    );
+    let root = Hash::from_slice(bytes.get(8..40).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+    Ok(TreeHead { size, root })
+}
+
+/// The embedded store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Backend(format!("{}: {e}", dir.display())))?;
+        let db = Database::create(dir.join(DATABASE_FILE)).map_err(backend)?;
+        // Every table exists from the start, so readers never meet a
+        // missing one.
+        let txn = db.begin_write().map_err(backend)?;
+        txn.open_table(LOGS).map_err(backend)?;
+        txn.open_table(HEADS).map_err(backend)?;
+        txn.open_table(ENTRIES).map_err(backend)?;
+        txn.open_table(DEDUP).map_err(backend)?;
+        txn.open_table(LEAVES).map_err(backend)?;
+        txn.open_table(EVIDENCE).map_err(backend)?;
+        txn.open_table(TILES).map_err(backend)?;
+        txn.open_table(CHECKPOINTS).map_err(backend)?;
+        txn.open_table(SIGNED).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?
+    }
+}
+
+fn log_id(txn: &redb::ReadTransaction, origin: &str) -> Result<u64> {
+    let logs = txn.open_table(LOGS).map_err(backend)?;
+    let id = logs.get(origin).map_err(backend)?;
+    id.map(|g| g.value())
+        .ok_or_else(|| StorageError::NoSuchLog(origin.to_string()))
+}
+
+impl LogStore for EmbeddedStore {
+    async fn create_log(&self, origin: &str) -> Result<TreeHead> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            let head = {
+                let mut logs = txn.open_table(LOGS).map_err(backend)?;
+                let mut heads = txn.open_table(HEADS).map_err(backend)?;
+                let existing = logs
+                    .get(origin.as_str())
+                    .map_err(backend)?
+                    .map(|g| g.value());
+                match existing {
+                    Some(id) => {
+                        let bytes = heads
+                            .get(id)
+                            .map_err(backend)?
+                            .ok_or_else(|| StorageError::Corrupt("tree head".into()))?;
+                        decode_head(bytes.value())?
+                    }
+                    None => {
+                        let id = logs.len().map_err(backend)? + 1;
+                        logs.insert(origin.as_str(), id).map_err(backend)?;
+                        let head = TreeHead::empty();
+                        heads
+                            .insert(id, encode_head(&head).as_slice())
+                            .map_err(backend)?;
+                        head
+                    }
+                }
+            };
+            txn.commit().map_err(backend)?;
+            Ok(head)
+        })
+        .await
+    }
+
+    async fn head(&self, origin: &str) -> Result<TreeHead> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let heads = txn.open_table(HEADS).map_err(backend)?;
+            let bytes = heads
+                .get(id)
+                .map_err(backend)?
+                .ok_or_else(|| StorageError::Corrupt("tree head".into()))?;
+            decode_head(bytes.value())
+        })
+        .await
+    }
+
+    async fn integrate(&self, origin: &str, batch: Integration<'_>) -> Result<()> {
+        check_batch(&batch)?;
+        let origin = origin.to_string();
+        let (old, new) = (batch.old, batch.new);
+        let entries = batch.entries.to_vec();
+        let tiles = batch.tiles.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let id = {
+                    let logs = txn.open_table(LOGS).map_err(backend)?;
+                    let id = logs.get(origin.as_str()).map_err(backend)?;
+                    id.map(|g| g.value())
+                        .ok_or_else(|| StorageError::NoSuchLog(origin.clone()))?
+                };
+                let mut heads = txn.open_table(HEADS).map_err(backend)?;
+                let current = {
+                    let bytes = heads.get(id).map_err(backend)?;
+                    decode_head(
+                        bytes
+                            .ok_or_else(|| StorageError::Corrupt("tree head".into()))?
+                            .value(),
+                    )?
+                };
+                if current != old {
+                    // Dropping the transaction aborts it: nothing is written.
+                    return Err(StorageError::HeadMoved {
+                        expected: old.size,
+                        found: current.size,
+                    });
+                }
+                let mut entry_table = txn.open_table(ENTRIES).map_err(backend)?;
+                let mut dedup = txn.open_table(DEDUP).map_err(backend)?;
+                let mut leaves = txn.open_table(LEAVES).map_err(backend)?;
+                let mut evidence = txn.open_table(EVIDENCE).map_err(backend)?;
+                for e in &entries {
+                    let previous = dedup
+                        .insert((id, e.dedup_key.as_slice()), e.index)
+                        .map_err(backend)?
+                        .map(|g| g.value());
+                    if let Some(at) = previous {
+                        return Err(StorageError::InvalidBatch(format!(
+                            "entry {} repeats the dedup key of entry {at}",
+                            e.index
+                        )));
+                    }
+                    entry_table
+                        .insert((id, e.index), e.entry.as_slice())
+                        .map_err(backend)?;
+                    let leaf_key = (id, e.leaf_hash.as_bytes());
+                    if leaves.get(leaf_key).map_err(backend)?.is_none() {
+                        leaves.insert(leaf_key, e.index).map_err(backend)?;
+                    }
+                    if let Some(sha) = &e.evidence_sha256 {
+                        evidence
+                            .insert((id, sha.as_slice(), e.index), ())
+                            .map_err(backend)?;
+                    }
+                }
+                let mut tile_table = txn.open_table(TILES).map_err(backend)?;
+                for (tile, bytes) in &tiles {
+                    tile_table
+                        .insert((id, tile.level, tile.index), bytes.as_slice())
+                        .map_err(backend)?;
+                }
+                heads
+                    .insert(id, encode_head(&new).as_slice())
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
+        let origin = origin.to_string();
+        let checkpoint = checkpoint.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let logs = txn.open_table(LOGS).map_err(backend)?;
+                let id = logs
+                    .get(origin.as_str())
+                    .map_err(backend)?
+                    .map(|g| g.value())
+                    .ok_or_else(|| StorageError::NoSuchLog(origin.clone()))?;
+                let heads = txn.open_table(HEADS).map_err(backend)?;
+                let head = decode_head(
+                    heads
+                        .get(id)
+                        .map_err(backend)?
+                        .ok_or_else(|| StorageError::Corrupt("tree head".into()))?
+                        .value(),
+                )?;
+                if size > head.size {
+                    return Err(StorageError::InvalidBatch(format!(
+                        "checkpoint for size {size} beyond the head's {}",
+                        head.size
+                    )));
+                }
+                let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+                checkpoints
+                    .insert((id, size), checkpoint.as_slice())
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, origin: &str, size: Option<u64>) -> Result<Option<Vec<u8>>> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+            let found = match size {
+                Some(size) => checkpoints
+                    .get((id, size))
+                    .map_err(backend)?
+                    .map(|g| g.value().to_vec()),
+                None => checkpoints
+                    .range((id, 0)..=(id, u64::MAX))
+                    .map_err(backend)?
+                    .next_back()
+                    .transpose()
+                    .map_err(backend)?
+                    .map(|(_, v)| v.value().to_vec()),
+            };
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn read_tiles(&self, origin: &str, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        let origin = origin.to_string();
+        let tiles = tiles.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let table = txn.open_table(TILES).map_err(backend)?;
+            tiles
+                .iter()
+                .map(|tile| {
+                    let want = usize::from(tile.width) * evault_core::HASH_SIZE;
+                    let stored = table.get((id, tile.level, tile.index)).map_err(backend)?;
+                    match stored {
+                        Some(bytes) if bytes.value().len() >= want => {
+                            Ok(bytes.value()[..want].to_vec())
+                        }
+                        _ => Err(StorageError::Corrupt(format!("tile {}", tile.path()))),
+                    }
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn read_entries(&self, origin: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let table = txn.open_table(ENTRIES).map_err(backend)?;
+            let end = start.saturating_add(count);
+            let entries: Vec<Vec<u8>> = table
+                .range((id, start)..(id, end))
+                .map_err(backend)?
+                .map(|r| r.map(|(_, v)| v.value().to_vec()).map_err(backend))
+                .collect::<Result<_>>()?;
+            if entries.len() as u64 != count {
+                return Err(StorageError::Corrupt(format!("entries {start}..{end}")));
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn find_dedup(&self, origin: &str, keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>> {
+        let origin = origin.to_string();
+        let keys = keys.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let table = txn.open_table(DEDUP).map_err(backend)?;
+            keys.iter()
+                .map(|k| {
+                    Ok(table
+                        .get((id, k.as_slice()))
+                        .map_err(backend)?
+                        .map(|g| g.value()))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn find_leaf(&self, origin: &str, leaf: Hash) -> Result<Option<u64>> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let table = txn.open_table(LEAVES).map_err(backend)?;
+            Ok(table
+                .get((id, leaf.as_bytes()))
+                .map_err(backend)?
+                .map(|g| g.value()))
+        })
+        .await
+    }
+
+    async fn find_evidence(
+        &self,
+        origin: &str,
+        sha256: [u8; 32],
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<u64>> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let id = log_id(&txn, &origin)?;
+            let table = txn.open_table(EVIDENCE).map_err(backend)?;
+            table
+                .range((id, sha256.as_slice(), from)..=(id, sha256.as_slice(), u64::MAX))
+                .map_err(backend)?
+                .take(limit as usize)
+                .map(|r| r.map(|(k, _)| k.value().2).map_err(backend))
+                .collect()
+        })
+        .await
+    }
+}
+
+fn encode_signed(signed: &SignedHead) -> Vec<u8> {
+    let mut out = encode_head(&signed.head);
+    out.extend_from_slice(&signed.checkpoint);
+    out
+}
+
+fn decode_signed(bytes: &[u8]) -> Result<SignedHead> {
+    Ok(SignedHead {
+        head: decode_head(bytes)?,
+        checkpoint: bytes[40..].to_vec(),
+    })
+}
+
+impl SignerStore for EmbeddedStore {
+    async fn last_signed(&self, origin: &str) -> Result<Option<SignedHead>> {
+        let origin = origin.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(SIGNED).map_err(backend)?;
+            let found = table.get(origin.as_str()).map_err(backend)?;
+            found.map(|g| decode_signed(g.value())).transpose()
+        })
+        .await
+    }
+
+    async fn record_signed(
+        &self,
+        origin: &str,
+        previous: Option<TreeHead>,
+        signed: &SignedHead,
+    ) -> Result<()> {
+        let origin = origin.to_string();
+        let value = encode_signed(signed);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(SIGNED).map_err(backend)?;
+                let current = table
+                    .get(origin.as_str())
+                    .map_err(backend)?
+                    .map(|g| decode_signed(g.value()))
+                    .transpose()?
+                    .map(|s| s.head);
+                if current != previous {
+                    return Err(StorageError::HeadMoved {
+                        expected: previous.map_or(0, |h| h.size),
+                        found: current.map_or(0, |h| h.size),
+                    });
+                }
+                table
+                    .insert(origin.as_str(), value.as_slice())
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}

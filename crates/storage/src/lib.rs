@@ -1,0 +1,232 @@
+//! The vault's storage: what tree and signer keep, behind one set of
+//! guarantees with two backends.
+//!
+//! - [`postgres::PostgresStore`]: PostgreSQL (tokio-postgres, deadpool), the
+//!   system of record in production; schema in `migrations/`, applied by
+//!   [`postgres::migrate`].
+//! - [`embedded::EmbeddedStore`]: one data directory, no server (redb), for
+//!   `evault up` and small installs.
+//!
+//! Both pass the same conformance suite (`tests/conformance.rs`). The log is
+//! stored as entries and hash tiles only; the tree is never loaded into
+//! memory. Signer state lives in tables of its own, which tree never writes.
+//!
+//! This crate neither hashes nor verifies (that is `evault-core`'s) nor
+//! decides anything: it keeps what it is given, atomically, and says when a
+//! compare-and-swap found the world changed.
+
+pub mod embedded;
+pub mod postgres;
+
+use std::future::Future;
+
+use evault_core::{Hash, TileId};
+
+/// A tree head: how many entries, which root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    /// Number of entries.
+    pub size: u64,
+    /// Root hash of the tree of that size.
+    pub root: Hash,
+}
+
+impl TreeHead {
+    /// The head of an empty log.
+    pub fn empty() -> Self {
+        TreeHead {
+            size: 0,
+            root: evault_core::empty_root(),
+        }
+    }
+}
+
+/// One sequenced entry, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// The entry bytes.
+    pub entry: Vec<u8>,
+    /// SHA-256(0x00 ‖ entry), for lookups by leaf hash.
+    pub leaf_hash: Hash,
+    /// The idempotency key: the same key is never logged twice.
+    pub dedup_key: [u8; 32],
+    /// The evidence digest the entry names, for lookups by evidence.
+    pub evidence_sha256: Option<[u8; 32]>,
+}
+
+/// What one integration writes: entries `old.size ..new.size` and the tiles
+/// that changed, moving the head from `old` to `new`.
+#[derive(Debug)]
+pub struct Integration<'a> {
+    /// The head the batch was integrated onto.
+    pub old: TreeHead,
+    /// The head after the batch.
+    pub new: TreeHead,
+    /// The new entries, indices `old.size ..new.size` in order.
+    pub entries: &'a [StoredEntry],
+    /// Every tile written: full tiles completed and the new partial tiles.
+    pub tiles: &'a [(TileId, Vec<u8>)],
+}
+
+/// A checkpoint signer recorded as signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedHead {
+    /// The head signed.
+    pub head: TreeHead,
+    /// The signed checkpoint note.
+    pub checkpoint: Vec<u8>,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The log has not been created.
+    #[error("log {0:?} does not exist")]
+    NoSuchLog(String),
+    /// A compare-and-swap found another head than expected: someone else
+    /// wrote first. Nothing was written.
+    #[error("head moved: expected size {expected}, found size {found}")]
+    HeadMoved {
+        /// Size the caller expected.
+        expected: u64,
+        /// Size found.
+        found: u64,
+    },
+    /// The batch is not shaped as its heads say (indices, counts).
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    /// Something the log must hold is absent or malformed: corruption, or a
+    /// read beyond the tree.
+    #[error("storage is missing or holds malformed {0}")]
+    Corrupt(String),
+    /// The backend cannot be reached now; retrying later may succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The backend failed.
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// Result of a storage operation.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// What tree keeps: entries, tiles, the head, checkpoints.
+///
+/// Every write is durable when it returns. [`LogStore::integrate`] is
+/// atomic: all of a batch is written and the head moved, or nothing is.
+pub trait LogStore: Send + Sync + 'static {
+    /// Creates the log if it does not exist, and returns its head.
+    fn create_log(&self, origin: &str) -> impl Future<Output = Result<TreeHead>> + Send;
+
+    /// The log's current head.
+    fn head(&self, origin: &str) -> impl Future<Output = Result<TreeHead>> + Send;
+
+    /// Atomically checks that the head is `batch.old`, writes the entries
+    /// and tiles, and moves the head to `batch.new`. Fails with
+    /// [`StorageError::HeadMoved`], writing nothing, if the head is not
+    /// `batch.old`; with [`StorageError::InvalidBatch`] if a dedup key is
+    /// already logged or the indices are not `old.size..new.size`.
+    fn integrate(
+        &self,
+        origin: &str,
+        batch: Integration<'_>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stores the signed checkpoint of the tree of `size` entries
+    /// (publication). Storing it again is a no-op.
+    fn publish(
+        &self,
+        origin: &str,
+        size: u64,
+        checkpoint: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The checkpoint of the tree of `size` entries, or the latest one.
+    fn checkpoint(
+        &self,
+        origin: &str,
+        size: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+
+    /// The tiles' hashes, each exactly `32 · width` bytes.
+    fn read_tiles(
+        &self,
+        origin: &str,
+        tiles: &[TileId],
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send;
+
+    /// The entries at indices `start ..start + count`, all of which exist.
+    fn read_entries(
+        &self,
+        origin: &str,
+        start: u64,
+        count: u64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send;
+
+    /// For each dedup key, the index it was logged at, if it was.
+    fn find_dedup(
+        &self,
+        origin: &str,
+        keys: &[[u8; 32]],
+    ) -> impl Future<Output = Result<Vec<Option<u64>>>> + Send;
+
+    /// The index of the first entry with this leaf hash.
+    fn find_leaf(
+        &self,
+        origin: &str,
+        leaf: Hash,
+    ) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Indices of entries naming this evidence digest, ascending, from
+    /// index `from` on, at most `limit` of them.
+    fn find_evidence(
+        &self,
+        origin: &str,
+        sha256: [u8; 32],
+        from: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<u64>>> + Send;
+}
+
+/// What signer keeps: the last checkpoint it signed for each origin.
+/// Separate from the log's tables: tree never writes it.
+pub trait SignerStore: Send + Sync + 'static {
+    /// The last head signed for `origin`.
+    fn last_signed(&self, origin: &str) -> impl Future<Output = Result<Option<SignedHead>>> + Send;
+
+    /// Records `signed` as the last head signed for `origin`, if the last
+    /// recorded one is still `previous` (compare-and-swap, so two signer
+    /// replicas cannot both advance from one state); otherwise
+    /// [`StorageError::HeadMoved`].
+    fn record_signed(
+        &self,
+        origin: &str,
+        previous: Option<TreeHead>,
+        signed: &SignedHead,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Checks a batch is shaped as its heads say, before any backend writes it.
+pub(crate) fn check_batch(batch: &Integration<'_>) -> Result<()> {
+    let expected = batch.new.size.checked_sub(batch.old.size);
+    if expected != Some(batch.entries.len() as u64) {
+        return Err(StorageError::InvalidBatch(format!(
+            "{} entries move the head from {} to {}",
+            batch.entries.len(),
+            batch.old.size,
+            batch.new.size
+        )));
+    }
+    for (i, e) in batch.entries.iter().enumerate() {
+        if e.index != batch.old.size + i as u64 {
+            return Err(StorageError::InvalidBatch(format!(
+                "entry {i} of the batch has index {}, expected {}",
+                e.index,
+                batch.old.size + i as u64
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! The PostgreSQL store: the system of record in production.
+//!
+//! Connections come from a deadpool pool. Integration is one transaction
+//! that first moves the tree head with a conditional `UPDATE` (the
+//! compare-and-swap: a concurrent writer blocks on the row and then finds
+//! the condition false), then bulk-inserts entries and upserts tiles with
+//! `UNNEST`, so a batch of thousands of entries is a handful of statements.
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use evault_core::{Hash, TileId};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use crate::{
+    Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead, check_batch,
+};
+
+mod embedded_migrations {
+    refinery::embed_migrations!("../../migrations");
+}
+
+/// The advisory lock held while migrating, so that replicas starting
+/// together apply each migration once ("evault" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6576_6175_6c74;
+
+fn pg_error(e: tokio_postgres::Error) -> StorageError {
+    if e.as_db_error().is_some() {
+        StorageError::Backend(e.to_string())
+    } else {
+        StorageError::Unavailable(e.to_string())
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+/// PostgreSQL's BIGINT holds sizes and indices below 2^63.
+fn int(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StorageError::InvalidBatch(format!("{v} exceeds 2^63 - 1")))
+}
+
+fn uint(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StorageError::Corrupt(format!("negative value {v}")))
+}
+
+fn hash(bytes: &[u8], what: &str) -> Result<Hash> {
+    Hash::from_slice(bytes).ok_or_else(|| StorageError::Corrupt(what.to_string()))
+}
+
+/// Applies every pending migration in `migrations/`, under an advisory
+/// lock. Returns the versions applied now (empty when up to date).
+pub async fn migrate(database_url: &str) -> Result<Vec<u32>> {
+    let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
+        .await
+        .map_err(pg_error)?;
+    let driver = tokio::spawn(connection);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg_error)?;
+    let report = embedded_migrations::migrations::runner()
+        .run_async(&mut client)
+        .await
+        .map_err(|e| StorageError::Backend(format!("migration failed: {e}")));
+    // The lock also goes when the session ends; unlocking is a courtesy.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    drop(client);
+    let _ = driver.await;
+    Ok(report?
+        .applied_migrations()
+        .iter()
+        .map(|m| m.version() as u32)
+        .collect())
+}
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// A store over the database at `database_url` (a libpq-style URL),
+    /// with at most `max_connections` connections. Connects lazily.
+    pub fn connect(database_url: &str, max_connections: usize) -> Result<Self> {
+        let config: tokio_postgres::Config = database_url
+            .parse()
+            .map_err(|e| StorageError::Backend(format!("database URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .build()
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+async fn log_id(client: &impl GenericClient, origin: &str) -> Result<i64> {
+    let row = client
+        .query_opt("SELECT id FROM logs WHERE origin = $1", &[&origin])
+        .await
+        .map_err(pg_error)?;
+    row.map(|r| r.get(0))
+        .ok_or_else(|| StorageError::NoSuchLog(origin.to_string()))
+}
+
+async fn read_head(client: &impl GenericClient, id: i64) -> Result<TreeHead> {
+    let row = client
+        .query_one(
+            "SELECT size, root FROM tree_heads WHERE log_id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(TreeHead {
+        size: uint(row.get(0))?,
+        root: hash(row.get(1), "tree head root")?,
+    })
+}
+
+impl LogStore for PostgresStore {
+    async fn create_log(&self, origin: &str) -> Result<TreeHead> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO logs (origin) VALUES ($1) ON CONFLICT (origin) DO NOTHING RETURNING id",
+                &[&origin],
+            )
+            .await
+            .map_err(pg_error)?;
+        if let Some(row) = inserted {
+            let id: i64 = row.get(0);
+            let empty = TreeHead::empty();
+            tx.execute(
+                "INSERT INTO tree_heads (log_id, size, root) VALUES ($1, 0, $2)",
+                &[&id, &empty.root.as_bytes()],
+            )
+            .await
+            .map_err(pg_error)?;
+        }
+        let id = log_id(&tx, origin).await?;
+        let head = read_head(&tx, id).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(head)
+    }
+
+    async fn head(&self, origin: &str) -> Result<TreeHead> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        read_head(&client, id).await
+    }
+
+    async fn integrate(&self, origin: &str, batch: Integration<'_>) -> Result<()> {
+        check_batch(&batch)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let id = log_id(&tx, origin).await?;
+        let moved = tx
+            .execute(
+                "UPDATE tree_heads SET size = $2, root = $3, updated_at = now()
+                 WHERE log_id = $1 AND size = $4 AND root = $5",
+                &[
+                    &id,
+                    &int(batch.new.size)?,
+                    &batch.new.root.as_bytes(),
+                    &int(batch.old.size)?,
+                    &batch.old.root.as_bytes(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        if moved != 1 {
+            let found = read_head(&tx, id).await?;
+            // Dropping the transaction rolls it back.
+            return Err(StorageError::HeadMoved {
+                expected: batch.old.size,
+                found: found.size,
+            });
+        }
+        let indices: Vec<i64> = batch
+            .entries
+            .iter()
+            .map(|e| int(e.index))
+            .collect::<Result<_>>()?;
+        let entries: Vec<&[u8]> = batch.entries.iter().map(|e| e.entry.as_slice()).collect();
+        let leaves: Vec<&[u8]> = batch
+            .entries
+            .iter()
+            .map(|e| e.leaf_hash.as_bytes())
+            .collect();
+        let keys: Vec<&[u8]> = batch
+            .entries
+            .iter()
+            .map(|e| e.dedup_key.as_slice())
+            .collect();
+        let evidence: Vec<Option<&[u8]>> = batch
+            .entries
+            .iter()
+            .map(|e| e.evidence_sha256.as_ref().map(|s| s.as_slice()))
+            .collect();
+        tx.execute(
+            "INSERT INTO entries (log_id, idx, entry, leaf_hash, dedup_key, evidence_sha256)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BYTEA[], $6::BYTEA[])",
+            &[&id, &indices, &entries, &leaves, &keys, &evidence],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                StorageError::InvalidBatch(format!("a dedup key or index is already logged: {e}"))
+            } else {
+                pg_error(e)
+            }
+        })?;
+        let levels: Vec<i16> = batch
+            .tiles
+            .iter()
+            .map(|(t, _)| i16::from(t.level))
+            .collect();
+        let tile_indices: Vec<i64> = batch
+            .tiles
+            .iter()
+            .map(|(t, _)| int(t.index))
+            .collect::<Result<_>>()?;
+        let hashes: Vec<&[u8]> = batch.tiles.iter().map(|(_, h)| h.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO tiles (log_id, level, idx, hashes)
+             SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])
+             ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+            &[&id, &levels, &tile_indices, &hashes],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let stored = client
+            .execute(
+                "INSERT INTO checkpoints (log_id, size, note)
+                 SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
+                 ON CONFLICT (log_id, size) DO UPDATE SET note = EXCLUDED.note",
+                &[&id, &int(size)?, &checkpoint],
+            )
+            .await
+            .map_err(pg_error)?;
+        if stored != 1 {
+            return Err(StorageError::InvalidBatch(format!(
+                "checkpoint for size {size} beyond the log's head"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, origin: &str, size: Option<u64>) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let row =
+            match size {
+                Some(size) => {
+                    client
+                        .query_opt(
+                            "SELECT note FROM checkpoints WHERE log_id = $1 AND size = $2",
+                            &[&id, &int(size)?],
+                        )
+                        .await
+                }
+                None => client
+                    .query_opt(
+                        "SELECT note FROM checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1",
+                        &[&id],
+                    )
+                    .await,
+            }
+            .map_err(pg_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn read_tiles(&self, origin: &str, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let levels: Vec<i16> = tiles.iter().map(|t| i16::from(t.level)).collect();
+        let indices: Vec<i64> = tiles.iter().map(|t| int(t.index)).collect::<Result<_>>()?;
+        let rows = client
+            .query(
+                "SELECT want.ord, tiles.hashes
+                 FROM UNNEST($2::SMALLINT[], $3::BIGINT[]) WITH ORDINALITY AS want (level, idx, ord)
+                 LEFT JOIN tiles ON tiles.log_id = $1 AND tiles.level = want.level AND tiles.idx = want.idx
+                 ORDER BY want.ord",
+                &[&id, &levels, &indices],
+            )
+            .await
+            .map_err(pg_error)?;
+        tiles
+            .iter()
+            .zip(rows)
+            .map(|(tile, row)| {
+                let want = usize::from(tile.width) * evault_core::HASH_SIZE;
+                let bytes: Option<Vec<u8>> = row.get(1);
+                match bytes {
+                    Some(mut b) if b.len() >= want => {
+                        b.truncate(want);
+                        Ok(b)
+                    }
+                    _ => Err(StorageError::Corrupt(format!("tile {}", tile.path()))),
+                }
+            })
+            .collect()
+    }
+
+    async fn read_entries(&self, origin: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let end = start.saturating_add(count);
+        let rows = client
+            .query(
+                "SELECT entry FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                &[&id, &int(start)?, &int(end)?],
+            )
+            .await
+            .map_err(pg_error)?;
+        if rows.len() as u64 != count {
+            return Err(StorageError::Corrupt(format!("entries {start}..{end}")));
+        }
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn find_dedup(&self, origin: &str, keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        let rows = client
+            .query(
+                "SELECT want.ord, entries.idx
+                 FROM UNNEST($2::BYTEA[]) WITH ORDINALITY AS want (key, ord)
+                 LEFT JOIN entries ON entries.log_id = $1 AND entries.dedup_key = want.key
+                 ORDER BY want.ord",
+                &[&id, &wanted],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.into_iter()
+            .map(|r| r.get::<_, Option<i64>>(1).map(uint).transpose())
+            .collect()
+    }
+
+    async fn find_leaf(&self, origin: &str, leaf: Hash) -> Result<Option<u64>> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let row = client
+            .query_opt(
+                "SELECT idx FROM entries WHERE log_id = $1 AND leaf_hash = $2 ORDER BY idx LIMIT 1",
+                &[&id, &leaf.as_bytes()],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.map(|r| uint(r.get(0))).transpose()
+    }
+
+    async fn find_evidence(
+        &self,
+        origin: &str,
+        sha256: [u8; 32],
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<u64>> {
+        let client = self.client().await?;
+        let id = log_id(&client, origin).await?;
+        let rows = client
+            .query(
+                "SELECT idx FROM entries WHERE log_id = $1 AND evidence_sha256 = $2 AND idx >= $3
+                 ORDER BY idx LIMIT $4",
+                &[&id, &sha256.as_slice(), &int(from)?, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.into_iter().map(|r| uint(r.get(0))).collect()
+    }
+}
+
+impl SignerStore for PostgresStore {
+    async fn last_signed(&self, origin: &str) -> Result<Option<SignedHead>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT size, root, checkpoint FROM signer_heads WHERE origin = $1",
+                &[&origin],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.map(|r| {
+            Ok(SignedHead {
+                head: TreeHead {
+                    size: uint(r.get(0))?,
+                    root: hash(r.get(1), "signed root")?,
+                },
+                checkpoint: r.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_signed(
+        &self,
+        origin: &str,
+        previous: Option<TreeHead>,
+        signed: &SignedHead,
+    ) -> Result<()> {
+        let client = self.client().await?;
+        let (size, root) = (int(signed.head.size)?, signed.head.root.as_bytes());
+        let changed = match previous {
+            None => {
+                client
+                    .execute(
+                        "INSERT INTO signer_heads (origin, size, root, checkpoint) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (origin) DO NOTHING",
+                        &[&origin, &size, &root, &signed.checkpoint],
+                    )
+                    .await
+            }
+            Some(prev) => {
+                client
+                    .execute(
+                        "UPDATE signer_heads SET size = $2, root = $3, checkpoint = $4, signed_at = now()
+                         WHERE origin = $1 AND size = $5 AND root = $6",
+                        &[&origin, &size, &root, &signed.checkpoint, &int(prev.size)?, &prev.root.as_bytes()],
+                    )
+                    .await
+            }
+        }
+        .map_err(pg_error)?;
+        if changed != 1 {
+            let found = self.last_signed(origin).await?.map_or(0, |s| s.head.size);
+            return Err(StorageError::HeadMoved {
+                expected: previous.map_or(0, |h| h.size),
+                found,
+            });
+        }
+        Ok(())
+    }
+}
