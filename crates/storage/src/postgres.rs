@@ -8,8 +8,8 @@
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use evault_core::{Hash, TileId};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
 
 use crate::{
     Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead, check_batch,

@@ -1,0 +1,426 @@
+//! Signing a checkpoint only when it extends the last one signed.
+
+use evault_core::{Checkpoint, Hash, SigningKey, verify_consistency};
+use evault_storage::{SignedHead, SignerStore, StorageError, TreeHead};
+
+/// A request to sign the checkpoint of `new`.
+#[derive(Clone, Debug)]
+pub struct SignRequest {
+    /// The log.
+    pub origin: String,
+    /// The head the caller believes was signed last (the empty head if none).
+    pub old: TreeHead,
+    /// The head to sign.
+    pub new: TreeHead,
+    /// Consistency proof from `old` to `new`.
+    pub proof: Vec<Hash>,
+}
+
+/// Why a checkpoint was not signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The signer holds no key for this origin.
+    #[error("no signing key for origin {0:?}")]
+    UnknownOrigin(String),
+    /// The caller's idea of the last signed head is not the signer's.
+    #[error("the last head signed for {origin:?} has size {recorded}, not {claimed}")]
+    StaleHead {
+        /// The log.
+        origin: String,
+        /// Size the signer recorded.
+        recorded: u64,
+        /// Size the caller claimed.
+        claimed: u64,
+    },
+    /// The new head is smaller than the last one signed.
+    #[error("refusing a rollback of {origin:?} from size {recorded} to {requested}")]
+    Rollback {
+        /// The log.
+        origin: String,
+        /// Size last signed.
+        recorded: u64,
+        /// Size asked for.
+        requested: u64,
+    },
+    /// The new head does not extend the last one signed.
+    #[error(
+        "refusing a fork of {origin:?}: size {requested} does not extend the signed size {recorded}: {reason}"
+    )]
+    Fork {
+        /// The log.
+        origin: String,
+        /// Size last signed.
+        recorded: u64,
+        /// Size asked for.
+        requested: u64,
+        /// Why the proof failed.
+        reason: String,
+    },
+    /// Another signer replica recorded a head first; nothing was signed.
+    #[error("another signer advanced {0:?} concurrently; retry")]
+    Raced(String),
+    /// The signer's storage failed; nothing was signed.
+    #[error("signer storage: {0}")]
+    Storage(StorageError),
+}
+
+/// Signs checkpoints for one origin with one or more keys, remembering
+/// what it signed.
+pub struct CheckpointSigner<S> {
+    origin: String,
+    keys: Vec<SigningKey>,
+    store: S,
+}
+
+impl<S: SignerStore> CheckpointSigner<S> {
+    /// A signer for `origin`. Every key must be named after the origin
+    /// (the checkpoint's first line); the first key is the log's main key.
+    pub fn new(origin: &str, keys: Vec<SigningKey>, store: S) -> Result<Self, String> {
+        if keys.is_empty() {
+            return Err("a signer needs at least one key".into());
+        }
+        if let Some(k) = keys.iter().find(|k| k.name() != origin) {
+            return Err(format!(
+                "key {} is not named after origin {origin:?}",
+                k.verifier_key()
+            ));
+        }
+        Ok(CheckpointSigner {
+            origin: origin.to_string(),
+            keys,
+            store,
+        })
+    }
+
+    /// The origin this signer signs for.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier keys of the signing keys, in signature-line order.
+    pub fn verifier_keys(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| k.verifier_key().to_string())
+            .collect()
+    }
+
+    /// Signs the checkpoint of `request.new` if it extends the last head
+    /// signed, records it durably, and returns the note. A repeated request
+    /// for the head signed last returns the same note.
+    pub async fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, SignError> {
+        let origin = &request.origin;
+        if *origin != self.origin {
+            return Err(SignError::UnknownOrigin(origin.clone()));
+        }
+        let last = self
+            .store
+            .last_signed(origin)
+            .await
+            .map_err(SignError::Storage)?;
+        let recorded = last.as_ref().map_or_else(TreeHead::empty, |s| s.head);
+        if let Some(last) = &last {
+            if last.head == request.new {
+                return Ok(last.checkpoint.clone());
+            }
+        }
+        if request.new.size < recorded.size {
+            return Err(refuse(SignError::Rollback {
+                origin: origin.clone(),
+                recorded: recorded.size,
+                requested: request.new.size,
+            }));
+        }
+        if request.old != recorded {
+            return Err(refuse(SignError::StaleHead {
+                origin: origin.clone(),
+                recorded: recorded.size,
+                claimed: request.old.size,
+            }));
+        }
+        // From the empty tree every tree is an extension; otherwise the
+        // proof must lead from the recorded root to the new one.
+        if recorded.size > 0 {
+            verify_consistency(
+                recorded.size,
+                request.new.size,
+                &request.proof,
+                recorded.root.as_bytes(),
+                request.new.root.as_bytes(),
+            )
+            .map_err(|e| {
+                refuse(SignError::Fork {
+                    origin: origin.clone(),
+                    recorded: recorded.size,
+                    requested: request.new.size,
+                    reason: e.to_string(),
+                })
+            })?;
+        } else if request.new.size == 0 && request.new.root != recorded.root {
+            return Err(refuse(SignError::Fork {
+                origin: origin.clone(),
+                recorded: 0,
+                requested: 0,
+                reason: "the empty tree has one root".into(),
+            }));
+        }
+
+        let keys: Vec<&SigningKey> = self.keys.iter().collect();
+        let checkpoint = Checkpoint {
+            origin: origin.clone(),
+            size: request.new.size,
+            root: request.new.root,
+            extensions: vec![],
+        }
+        .sign(&keys)
+        .map_err(|e| SignError::Storage(StorageError::Backend(e.to_string())))?;
+        let signed = SignedHead {
+            head: request.new,
+            checkpoint,
+        };
+        // Recorded before it is returned: a signature that was never
+        // recorded could not be checked against the next request.
+        match self
+            .store
+            .record_signed(origin, last.map(|s| s.head), &signed)
+            .await
+        {
+            Ok(()) => Ok(signed.checkpoint),
+            Err(StorageError::HeadMoved { .. }) => Err(SignError::Raced(origin.clone())),
+            Err(e) => Err(SignError::Storage(e)),
+        }
+    }
+}
+
+/// Logs a refusal: every one is either a bug in tree or an attack.
+fn refuse(error: SignError) -> SignError {
+    tracing::error!(%error, "signer refused to sign a checkpoint");
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evault_core::{
+        Integrator, TileId, TileReader, TreeReader, VerifierKey, leaf_hash, open_checkpoint,
+    };
+    use evault_storage::embedded::EmbeddedStore;
+    use std::collections::HashMap;
+
+    const ORIGIN: &str = "vault.example/signer-test";
+
+    /// A log grown in memory, to ask for real consistency proofs.
+    #[derive(Default)]
+    struct Log {
+        tree: Integrator,
+        tiles: HashMap<(u8, u64), Vec<u8>>,
+    }
+
+    impl TileReader for Log {
+        type Error = String;
+        fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, String> {
+            let bytes = self.tiles.get(&(tile.level, tile.index)).ok_or("missing")?;
+            Ok(bytes[..usize::from(tile.width) * 32].to_vec())
+        }
+    }
+
+    impl Log {
+        fn grow(&mut self, n: u64, tag: &str) -> TreeHead {
+            let start = self.tree.size();
+            let written = self
+                .tree
+                .integrate((start..start + n).map(|i| leaf_hash(format!("{tag} {i}").as_bytes())));
+            for (t, b) in written {
+                self.tiles.insert((t.level, t.index), b);
+            }
+            self.head()
+        }
+        fn head(&self) -> TreeHead {
+            TreeHead {
+                size: self.tree.size(),
+                root: self.tree.root(),
+            }
+        }
+        fn request(&mut self, old: TreeHead) -> SignRequest {
+            let new = self.head();
+            let proof = if old.size == 0 || old.size == new.size {
+                vec![]
+            } else {
+                TreeReader::new(new.size, self)
+                    .consistency_proof(old.size, new.size)
+                    .expect("proof")
+            };
+            SignRequest {
+                origin: ORIGIN.into(),
+                old,
+                new,
+                proof,
+            }
+        }
+    }
+
+    fn signer(dir: &std::path::Path) -> CheckpointSigner<EmbeddedStore> {
+        let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+        CheckpointSigner::new(ORIGIN, vec![key], EmbeddedStore::open(dir).expect("store"))
+            .expect("signer")
+    }
+
+    #[tokio::test]
+    async fn signs_a_growing_log_and_each_checkpoint_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path());
+        let keys = [VerifierKey::parse(&signer.verifier_keys()[0]).expect("vkey")];
+        let mut log = Log::default();
+        let mut last = TreeHead::empty();
+        for n in [1, 5, 300, 2] {
+            log.grow(n, "ok");
+            let note = signer.sign(&log.request(last)).await.expect("sign");
+            let cp = open_checkpoint(&note, &keys, Some(ORIGIN))
+                .expect("verifies")
+                .checkpoint;
+            assert_eq!((cp.size, cp.root), (log.head().size, log.head().root));
+            last = log.head();
+        }
+    }
+
+    #[tokio::test]
+    async fn signer_refuses_rollback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path());
+        let mut log = Log::default();
+        let small = log.grow(4, "r");
+        signer
+            .sign(&log.request(TreeHead::empty()))
+            .await
+            .expect("sign 4");
+        let big = log.grow(4, "r");
+        signer.sign(&log.request(small)).await.expect("sign 8");
+        let rollback = SignRequest {
+            origin: ORIGIN.into(),
+            old: big,
+            new: small,
+            proof: vec![],
+        };
+        assert!(matches!(
+            signer.sign(&rollback).await,
+            Err(SignError::Rollback {
+                recorded: 8,
+                requested: 4,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn signer_refuses_a_fork() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path());
+        let mut honest = Log::default();
+        let signed = honest.grow(10, "honest");
+        signer
+            .sign(&honest.request(TreeHead::empty()))
+            .await
+            .expect("sign");
+        // Same size, other history.
+        let mut forked = Log::default();
+        forked.grow(10, "forked");
+        let same_size = SignRequest {
+            origin: ORIGIN.into(),
+            old: signed,
+            new: forked.head(),
+            proof: vec![],
+        };
+        assert!(matches!(
+            signer.sign(&same_size).await,
+            Err(SignError::Fork { .. })
+        ));
+        // Larger, with a proof from the forked history's own old head.
+        let forked_old = forked.head();
+        forked.grow(5, "forked");
+        let mut request = forked.request(forked_old);
+        request.old = signed;
+        assert!(matches!(
+            signer.sign(&request).await,
+            Err(SignError::Fork { .. })
+        ));
+        // The honest log still extends.
+        honest.grow(5, "honest");
+        signer
+            .sign(&honest.request(signed))
+            .await
+            .expect("honest growth");
+    }
+
+    #[tokio::test]
+    async fn signer_refuses_a_stale_old_head_and_repeats_the_last_signature() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path());
+        let mut log = Log::default();
+        let first = log.grow(3, "s");
+        let note = signer
+            .sign(&log.request(TreeHead::empty()))
+            .await
+            .expect("sign");
+        assert_eq!(
+            signer
+                .sign(&log.request(TreeHead::empty()))
+                .await
+                .expect("retry"),
+            note
+        );
+        log.grow(3, "s");
+        let stale = log.request(TreeHead::empty());
+        assert!(matches!(
+            signer.sign(&stale).await,
+            Err(SignError::StaleHead {
+                recorded: 3,
+                claimed: 0,
+                ..
+            })
+        ));
+        signer
+            .sign(&log.request(first))
+            .await
+            .expect("from the right head");
+    }
+
+    #[tokio::test]
+    async fn signer_remembers_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::default();
+        let head = log.grow(7, "m");
+        {
+            let signer = signer(dir.path());
+            signer
+                .sign(&log.request(TreeHead::empty()))
+                .await
+                .expect("sign");
+        }
+        let signer = signer(dir.path());
+        let mut forked = Log::default();
+        forked.grow(9, "other");
+        let request = forked.request(TreeHead::empty());
+        assert!(matches!(
+            signer.sign(&request).await,
+            Err(SignError::StaleHead { recorded: 7, .. })
+        ));
+        log.grow(1, "m");
+        signer.sign(&log.request(head)).await.expect("extends");
+    }
+
+    #[tokio::test]
+    async fn unknown_origin_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path());
+        let request = SignRequest {
+            origin: "other.example/log".into(),
+            old: TreeHead::empty(),
+            new: TreeHead::empty(),
+            proof: vec![],
+        };
+        assert!(matches!(
+            signer.sign(&request).await,
+            Err(SignError::UnknownOrigin(_))
+        ));
+    }
+}
