@@ -257,12 +257,131 @@ pub enum ProveError<E> {
     OutOfRange(String),
 }
 
+/// The leaf ranges whose tree hashes make up a proof, in proof order.
+///
+/// Planning is separate from hashing so that a caller with asynchronous
+/// storage can learn which tiles a proof needs ([`ProofPlan::tiles`]),
+/// fetch them all at once, then resolve the plan with a [`TreeReader`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofPlan {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl ProofPlan {
+    /// The RFC 9162 §2.1.3 inclusion proof of leaf `index` in the tree of
+    /// `size` leaves.
+    pub fn inclusion(index: u64, size: u64) -> Result<Self, String> {
+        if index >= size {
+            return Err(format!("index {index} is not below tree size {size}"));
+        }
+        let mut ranges = Vec::new();
+        plan_path(index, 0, size, &mut ranges);
+        Ok(ProofPlan { ranges })
+    }
+
+    /// The RFC 9162 §2.1.4 consistency proof from the tree of `size1`
+    /// leaves to the tree of `size2` leaves.
+    pub fn consistency(size1: u64, size2: u64) -> Result<Self, String> {
+        if size1 == 0 || size1 > size2 {
+            return Err(format!(
+                "no consistency proof from size {size1} to size {size2}"
+            ));
+        }
+        let mut ranges = Vec::new();
+        plan_subproof(size1, 0, size2, true, &mut ranges);
+        Ok(ProofPlan { ranges })
+    }
+
+    /// The root of the tree of `size` leaves, as a one-element plan.
+    pub fn root(size: u64) -> Self {
+        ProofPlan {
+            ranges: if size == 0 { vec![] } else { vec![(0, size)] },
+        }
+    }
+
+    /// The highest leaf index (exclusive) the plan touches.
+    pub fn extent(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1).max().unwrap_or(0)
+    }
+
+    /// The tiles of a tree of `stored_size` leaves that resolving the plan
+    /// reads, sorted and without repeats.
+    pub fn tiles(&self, stored_size: u64) -> Vec<TileId> {
+        let mut tiles: Vec<TileId> = self
+            .ranges
+            .iter()
+            .flat_map(|&(lo, hi)| range_nodes(lo, hi))
+            .filter_map(|(height, index)| {
+                let at = locate_node(height, index);
+                tile_at(at.level, at.tile_index, stored_size)
+            })
+            .collect();
+        tiles.sort();
+        tiles.dedup();
+        tiles
+    }
+}
+
+/// PATH(m, D[lo:hi]) of RFC 9162 §2.1.3.1, leaf to root.
+fn plan_path(m: u64, lo: u64, hi: u64, out: &mut Vec<(u64, u64)>) {
+    if hi - lo == 1 {
+        return;
+    }
+    let k = split_point(hi - lo);
+    if m < lo + k {
+        plan_path(m, lo, lo + k, out);
+        out.push((lo + k, hi));
+    } else {
+        plan_path(m, lo + k, hi, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// SUBPROOF(m, D[lo:hi], complete) of RFC 9162 §2.1.4.1.
+fn plan_subproof(m: u64, lo: u64, hi: u64, complete: bool, out: &mut Vec<(u64, u64)>) {
+    let n = hi - lo;
+    if m == n {
+        if !complete {
+            out.push((lo, hi));
+        }
+        return;
+    }
+    let k = split_point(n);
+    if m <= k {
+        plan_subproof(m, lo, lo + k, complete, out);
+        out.push((lo + k, hi));
+    } else {
+        plan_subproof(m - k, lo + k, hi, false, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// The complete subtrees, as (height, index), of a range the RFC recursion
+/// produces: `lo` is aligned to a power of two at least `hi - lo`, so the
+/// range splits into subtrees of decreasing size, left to right.
+fn range_nodes(lo: u64, hi: u64) -> impl Iterator<Item = (u32, u64)> {
+    let mut start = lo;
+    let mut remaining = hi - lo;
+    std::iter::from_fn(move || {
+        if remaining == 0 {
+            return None;
+        }
+        let height = 63 - remaining.leading_zeros();
+        let node = (height, start >> height);
+        start += 1 << height;
+        remaining -= 1 << height;
+        Some(node)
+    })
+}
+
 /// Reads nodes, roots and proofs of a tree of known size from its tiles,
-/// remembering the tiles it has read so that one proof reads each tile once.
+/// remembering the tiles it has read and the nodes it has computed, so that
+/// many proofs of one tree share the work.
 pub struct TreeReader<'r, R: TileReader> {
     size: u64,
     source: &'r mut R,
     tiles: HashMap<(u8, u64), Vec<u8>>,
+    nodes: HashMap<(u32, u64), Hash>,
 }
 
 impl<'r, R: TileReader> TreeReader<'r, R> {
@@ -273,6 +392,7 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
             size,
             source,
             tiles: HashMap::new(),
+            nodes: HashMap::new(),
         }
     }
 
@@ -284,6 +404,9 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
     /// The hash of the complete subtree of height `height` at position
     /// `index` (covering leaves `index·2^height ..`).
     pub fn node(&mut self, height: u32, index: u64) -> Result<Hash, ProveError<R::Error>> {
+        if let Some(hash) = self.nodes.get(&(height, index)) {
+            return Ok(*hash);
+        }
         let end = index
             .checked_add(1)
             .and_then(|i| i.checked_mul(1u64.checked_shl(height)?));
@@ -319,7 +442,23 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
             }
         };
         let slice = &bytes[at.offset * HASH_SIZE..(at.offset + at.count) * HASH_SIZE];
-        Ok(perfect_root(slice))
+        let hash = perfect_root(slice);
+        self.nodes.insert((height, index), hash);
+        Ok(hash)
+    }
+
+    /// Resolves a plan into its hashes.
+    pub fn prove(&mut self, plan: &ProofPlan) -> Result<Vec<Hash>, ProveError<R::Error>> {
+        self.check_size(plan.extent())?;
+        plan.ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                let roots = range_nodes(lo, hi)
+                    .map(|(height, index)| self.node(height, index))
+                    .collect::<Result<Vec<_>, _>>()?;
+                fold_right(&roots).ok_or_else(|| ProveError::OutOfRange("empty range".into()))
+            })
+            .collect()
     }
 
     /// The root of the tree of the first `size` leaves.
@@ -328,7 +467,7 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
         if size == 0 {
             return Ok(crate::hash::empty_root());
         }
-        self.range_root(0, size)
+        Ok(self.prove(&ProofPlan::root(size))?[0])
     }
 
     /// The RFC 9162 inclusion proof of leaf `index` in the tree of the
@@ -339,14 +478,8 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
         size: u64,
     ) -> Result<Vec<Hash>, ProveError<R::Error>> {
         self.check_size(size)?;
-        if index >= size {
-            return Err(ProveError::OutOfRange(format!(
-                "index {index} is not below tree size {size}"
-            )));
-        }
-        let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof)?;
-        Ok(proof)
+        let plan = ProofPlan::inclusion(index, size).map_err(ProveError::OutOfRange)?;
+        self.prove(&plan)
     }
 
     /// The RFC 9162 consistency proof that the tree of `size2` leaves
@@ -357,14 +490,8 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
         size2: u64,
     ) -> Result<Vec<Hash>, ProveError<R::Error>> {
         self.check_size(size2)?;
-        if size1 == 0 || size1 > size2 {
-            return Err(ProveError::OutOfRange(format!(
-                "no consistency proof from size {size1} to size {size2}"
-            )));
-        }
-        let mut proof = Vec::new();
-        self.subproof(size1, 0, size2, true, &mut proof)?;
-        Ok(proof)
+        let plan = ProofPlan::consistency(size1, size2).map_err(ProveError::OutOfRange)?;
+        self.prove(&plan)
     }
 
     fn check_size(&self, size: u64) -> Result<(), ProveError<R::Error>> {
@@ -375,71 +502,6 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
             )));
         }
         Ok(())
-    }
-
-    /// PATH(m, D[lo:hi]) of RFC 9162 §2.1.3.1, leaf to root.
-    fn path(
-        &mut self,
-        m: u64,
-        lo: u64,
-        hi: u64,
-        out: &mut Vec<Hash>,
-    ) -> Result<(), ProveError<R::Error>> {
-        if hi - lo == 1 {
-            return Ok(());
-        }
-        let k = split_point(hi - lo);
-        if m < lo + k {
-            self.path(m, lo, lo + k, out)?;
-            out.push(self.range_root(lo + k, hi)?);
-        } else {
-            self.path(m, lo + k, hi, out)?;
-            out.push(self.range_root(lo, lo + k)?);
-        }
-        Ok(())
-    }
-
-    /// SUBPROOF(m, D[lo:hi], complete) of RFC 9162 §2.1.4.1.
-    fn subproof(
-        &mut self,
-        m: u64,
-        lo: u64,
-        hi: u64,
-        complete: bool,
-        out: &mut Vec<Hash>,
-    ) -> Result<(), ProveError<R::Error>> {
-        let n = hi - lo;
-        if m == n {
-            if !complete {
-                out.push(self.range_root(lo, hi)?);
-            }
-            return Ok(());
-        }
-        let k = split_point(n);
-        if m <= k {
-            self.subproof(m, lo, lo + k, complete, out)?;
-            out.push(self.range_root(lo + k, hi)?);
-        } else {
-            self.subproof(m - k, lo + k, hi, false, out)?;
-            out.push(self.range_root(lo, lo + k)?);
-        }
-        Ok(())
-    }
-
-    /// MTH(D[lo:hi]) for a range the RFC recursion produces: `lo` is
-    /// aligned to a power of two at least `hi - lo`, so the range splits
-    /// into complete subtrees of decreasing size.
-    fn range_root(&mut self, lo: u64, hi: u64) -> Result<Hash, ProveError<R::Error>> {
-        let mut roots = Vec::new();
-        let mut start = lo;
-        let mut remaining = hi - lo;
-        while remaining > 0 {
-            let height = 63 - remaining.leading_zeros();
-            roots.push(self.node(height, start >> height)?);
-            start += 1 << height;
-            remaining -= 1 << height;
-        }
-        fold_right(&roots).ok_or_else(|| ProveError::OutOfRange("empty range".to_string()))
     }
 }
 
@@ -466,6 +528,30 @@ pub(crate) fn perfect_root(hashes: &[u8]) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plans_name_the_tiles_their_proofs_read() {
+        // Leaf 300 of 70,000 = 65,536 + 4,096 + 256 + 112: its path reads
+        // level-0 tile 1 and level-1 tile 0 for the left half, then the
+        // right edge as subtrees of 4,096 and 256 (level 1) and 112 leaves.
+        let plan = ProofPlan::inclusion(300, 70_000).expect("plan");
+        let paths: Vec<String> = plan.tiles(70_000).iter().map(TileId::path).collect();
+        assert_eq!(
+            paths,
+            [
+                "tile/0/001",
+                "tile/0/273.p/112",
+                "tile/1/000",
+                "tile/1/001.p/17"
+            ]
+        );
+        assert!(ProofPlan::inclusion(5, 5).is_err());
+        assert!(ProofPlan::consistency(0, 5).is_err());
+        assert_eq!(
+            ProofPlan::consistency(5, 5).expect("equal").tiles(5),
+            vec![]
+        );
+    }
 
     #[test]
     fn split_point_is_largest_power_of_two_below() {

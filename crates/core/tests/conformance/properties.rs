@@ -97,6 +97,7 @@ fn roots_and_inclusion_proofs_equal_rs_merkle() {
     let mut rng = StdRng::seed_from_u64(0x5eed_0001);
     let leaves = random_leaves(&mut rng, 3000);
     let mut tiles = build(&leaves);
+    let mut all = build(&leaves);
     let mut sizes = vec![1, 2, 3, 255, 256, 257, 511, 512, 513, 2048, 3000];
     sizes.extend((0..12).map(|_| rng.random_range(1..=3000u64)));
     let raw: Vec<[u8; 32]> = leaves.iter().map(|h| h.0).collect();
@@ -119,6 +120,20 @@ fn roots_and_inclusion_proofs_equal_rs_merkle() {
         };
         for index in indices {
             let proof = reader.inclusion_proof(index, size).expect("proof");
+            // The plan names every tile the proof needs: a reader holding
+            // only those gives the same proof.
+            let plan = evault_core::ProofPlan::inclusion(index, size).expect("plan");
+            let mut only = MemoryTiles::default();
+            for tile in plan.tiles(3000) {
+                only.0
+                    .insert((tile.level, tile.index), all.read_tile(tile).expect("tile"));
+            }
+            assert_eq!(
+                TreeReader::new(3000, &mut only)
+                    .prove(&plan)
+                    .expect("planned"),
+                proof
+            );
             let expected: Vec<Hash> = oracle
                 .proof(&[index as usize])
                 .proof_hashes()
