@@ -1,11 +1,24 @@
 //! The vault's **tree** role: the log itself.
 //!
-//! Tree sequences batches of entries (dedup, contiguous indices),
-//! integrates them into tiles with [`evault_core::Integrator`], asks signer
-//! for the checkpoint and stores everything in one transaction; it serves
-//! checkpoints, proofs, entries and tiles from storage, never by loading the
-//! tree into memory. One active sequencer per log, enforced by the database.
+//! [`Sequencer`] takes batches of entries through the three stages of an
+//! append: sequencing (dedup, contiguous indices), integration (tiles and
+//! the new root, committed with the tree head's compare-and-swap) and
+//! publication (a checkpoint from signer, stored). Only then does it hand
+//! out indices and inclusion proofs. [`LogReader`] serves checkpoints,
+//! proofs and entries from stored tiles through a bounded cache, never by
+//! loading the tree into memory. [`serve`] runs `SequencerService` and
+//! `TreeService` over gRPC.
 //!
-//! This crate reserves the role's place in the workspace; the services
-//! (`SequencerService`, `TreeService` of `proto/evault/v1/`) are not built
-//! yet, so the crate exports nothing. It will never hold a signing key.
+//! Tree never holds a signing key: checkpoints come from a [`Publisher`],
+//! the signer in this process or one reached over gRPC ([`RemoteSigner`]).
+
+mod grpc;
+mod publish;
+mod reader;
+mod sequencer;
+mod tiles;
+
+pub use grpc::{MAX_BATCH, TreeGrpc, serve};
+pub use publish::{PublishError, Publisher, RemoteSigner};
+pub use reader::{LogReader, MAX_ENTRIES_PER_READ, Published, ReadError};
+pub use sequencer::{NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};

@@ -1,0 +1,286 @@
+//! `SequencerService` and `TreeService` over gRPC: conversion at the edge,
+//! field-precise `INVALID_ARGUMENT`, one exhaustive error-to-status map.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use evault_core::Hash;
+use evault_proto::v1::get_inclusion_proof_request::Leaf;
+use evault_proto::v1::sequencer_service_server::{SequencerService, SequencerServiceServer};
+use evault_proto::v1::tree_service_server::{TreeService, TreeServiceServer};
+use evault_proto::v1::{
+    Checkpoint as WireCheckpoint, FindEntriesRequest, FindEntriesResponse, GetCheckpointRequest,
+    GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
+    GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest, GetInclusionProofResponse,
+    LogEntry, SequenceRequest, SequenceResponse, SequencedEntry,
+};
+use evault_storage::{LogStore, StorageError};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::publish::{PublishError, Publisher};
+use crate::reader::{LogReader, Published, ReadError};
+use crate::sequencer::{NewEntry, SequenceError, Sequencer};
+
+/// The most entries one `Sequence` call may carry.
+pub const MAX_BATCH: usize = 4096;
+/// Default and largest page of `FindEntries`.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// Both gRPC services of the tree role.
+pub struct TreeGrpc<S, P> {
+    sequencer: Arc<Sequencer<S, P>>,
+    reader: Arc<LogReader<S>>,
+}
+
+impl<S, P> Clone for TreeGrpc<S, P> {
+    fn clone(&self) -> Self {
+        TreeGrpc {
+            sequencer: Arc::clone(&self.sequencer),
+            reader: Arc::clone(&self.reader),
+        }
+    }
+}
+
+impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
+    /// Serves `sequencer` and `reader`, which must be of the same log.
+    pub fn new(sequencer: Sequencer<S, P>, reader: LogReader<S>) -> Self {
+        TreeGrpc {
+            sequencer: Arc::new(sequencer),
+            reader: Arc::new(reader),
+        }
+    }
+}
+
+/// Runs `SequencerService` and `TreeService` on `listener` until
+/// `shutdown` completes.
+pub async fn serve<S: LogStore, P: Publisher>(
+    listener: TcpListener,
+    tree: TreeGrpc<S, P>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(SequencerServiceServer::new(tree.clone()))
+        .add_service(TreeServiceServer::new(tree))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+fn storage_status(error: StorageError) -> Status {
+    let message = error.to_string();
+    match error {
+        StorageError::Unavailable(_) | StorageError::HeadMoved { .. } => {
+            Status::unavailable(message)
+        }
+        StorageError::NoSuchLog(_) => Status::not_found(message),
+        StorageError::InvalidBatch(_) | StorageError::Corrupt(_) | StorageError::Backend(_) => {
+            Status::internal(message)
+        }
+    }
+}
+
+fn sequence_status(error: SequenceError) -> Status {
+    let message = error.to_string();
+    match error {
+        SequenceError::InvalidEntry { .. } => Status::invalid_argument(message),
+        SequenceError::NotLeader(_) => Status::unavailable(message),
+        SequenceError::Storage(e) => storage_status(e),
+        SequenceError::Publish(PublishError::Unavailable(_)) => Status::unavailable(message),
+        // The signer refusing means tree is wrong or attacked: no retry helps.
+        SequenceError::Publish(PublishError::Refused(_)) => Status::internal(message),
+    }
+}
+
+fn read_status(error: ReadError) -> Status {
+    let message = error.to_string();
+    match error {
+        ReadError::NotFound(_) => Status::not_found(message),
+        ReadError::OutOfRange(_) => Status::out_of_range(message),
+        ReadError::InvalidArgument(_) => Status::invalid_argument(message),
+        ReadError::Storage(e) => storage_status(e),
+    }
+}
+
+fn wire_checkpoint(published: Published) -> Option<WireCheckpoint> {
+    Some(WireCheckpoint {
+        note: published.note,
+        origin: published.checkpoint.origin,
+        size: published.checkpoint.size,
+        root_hash: published.checkpoint.root.as_bytes().to_vec(),
+    })
+}
+
+fn hashes(proof: Vec<Hash>) -> Vec<Vec<u8>> {
+    proof.into_iter().map(|h| h.as_bytes().to_vec()).collect()
+}
+
+fn sha256_field(field: &str, bytes: &[u8]) -> Result<[u8; 32], Status> {
+    bytes.try_into().map_err(|_| {
+        Status::invalid_argument(format!("{field} must be 32 bytes, got {}", bytes.len()))
+    })
+}
+
+#[tonic::async_trait]
+impl<S: LogStore, P: Publisher> SequencerService for TreeGrpc<S, P> {
+    async fn sequence(
+        &self,
+        request: Request<SequenceRequest>,
+    ) -> Result<Response<SequenceResponse>, Status> {
+        let request = request.into_inner();
+        if request.origin != self.sequencer.origin() {
+            return Err(Status::not_found(format!(
+                "this tree sequences {:?}, not {:?}",
+                self.sequencer.origin(),
+                request.origin
+            )));
+        }
+        if request.entries.is_empty() || request.entries.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "entries: a batch holds 1 to {MAX_BATCH} entries, got {}",
+                request.entries.len()
+            )));
+        }
+        let batch = request
+            .entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Ok(NewEntry {
+                    dedup_key: sha256_field(&format!("entries[{i}].dedup_key"), &e.dedup_key)?,
+                    entry: e.entry,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let sequenced = self
+            .sequencer
+            .sequence(&batch)
+            .await
+            .map_err(sequence_status)?;
+        Ok(Response::new(SequenceResponse {
+            entries: sequenced
+                .entries
+                .into_iter()
+                .map(|e| SequencedEntry {
+                    index: e.index,
+                    duplicate: e.duplicate,
+                    entry: e.entry,
+                    inclusion_proof: hashes(e.proof),
+                })
+                .collect(),
+            checkpoint: sequenced.checkpoint,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
+    async fn get_checkpoint(
+        &self,
+        _request: Request<GetCheckpointRequest>,
+    ) -> Result<Response<GetCheckpointResponse>, Status> {
+        let published = self.reader.checkpoint(0).await.map_err(read_status)?;
+        Ok(Response::new(GetCheckpointResponse {
+            checkpoint: wire_checkpoint(published),
+        }))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<GetInclusionProofRequest>,
+    ) -> Result<Response<GetInclusionProofResponse>, Status> {
+        let request = request.into_inner();
+        let (index, proof, published) = match request.leaf {
+            Some(Leaf::Index(index)) => {
+                let (proof, published) = self
+                    .reader
+                    .inclusion(index, request.tree_size)
+                    .await
+                    .map_err(read_status)?;
+                (index, proof, published)
+            }
+            Some(Leaf::LeafHash(bytes)) => {
+                let leaf = Hash(sha256_field("leaf_hash", &bytes)?);
+                self.reader
+                    .inclusion_of_leaf(leaf, request.tree_size)
+                    .await
+                    .map_err(read_status)?
+            }
+            None => return Err(Status::invalid_argument("leaf: set index or leaf_hash")),
+        };
+        Ok(Response::new(GetInclusionProofResponse {
+            index,
+            tree_size: published.checkpoint.size,
+            inclusion_proof: hashes(proof),
+            checkpoint: wire_checkpoint(published),
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<GetConsistencyProofRequest>,
+    ) -> Result<Response<GetConsistencyProofResponse>, Status> {
+        let request = request.into_inner();
+        let (proof, published) = self
+            .reader
+            .consistency(request.first_size, request.second_size)
+            .await
+            .map_err(read_status)?;
+        Ok(Response::new(GetConsistencyProofResponse {
+            first_size: request.first_size,
+            second_size: published.checkpoint.size,
+            consistency_proof: hashes(proof),
+            checkpoint: wire_checkpoint(published),
+        }))
+    }
+
+    async fn get_entries(
+        &self,
+        request: Request<GetEntriesRequest>,
+    ) -> Result<Response<GetEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let entries = self
+            .reader
+            .entries(request.start, u64::from(request.count))
+            .await
+            .map_err(read_status)?;
+        Ok(Response::new(GetEntriesResponse {
+            entries: entries
+                .into_iter()
+                .map(|(index, entry)| LogEntry { index, entry })
+                .collect(),
+        }))
+    }
+
+    async fn find_entries(
+        &self,
+        request: Request<FindEntriesRequest>,
+    ) -> Result<Response<FindEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let sha256 = sha256_field("sha256", &request.sha256)?;
+        let from = if request.page_token.is_empty() {
+            0
+        } else {
+            request.page_token.parse::<u64>().map_err(|_| {
+                Status::invalid_argument("page_token: not a token this server issued")
+            })?
+        };
+        let limit = match request.page_size {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let (found, next) = self
+            .reader
+            .find(sha256, from, limit)
+            .await
+            .map_err(read_status)?;
+        Ok(Response::new(FindEntriesResponse {
+            entries: found
+                .into_iter()
+                .map(|(index, entry)| LogEntry { index, entry })
+                .collect(),
+            next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+        }))
+    }
+}

@@ -1,0 +1,189 @@
+//! Serving the log: checkpoints, proofs and entries, only ever within a
+//! checkpoint the log has published.
+
+use evault_core::{Checkpoint, Hash, Note, ProofPlan};
+use evault_storage::{LogStore, StorageError};
+
+use crate::tiles::{TileCache, prove};
+
+/// The most entries one read returns.
+pub const MAX_ENTRIES_PER_READ: u64 = 1000;
+
+/// Why a read cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No such checkpoint or entry.
+    #[error("{0}")]
+    NotFound(String),
+    /// An index beyond the published tree.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// A malformed request.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A published checkpoint: the note and its parsed body.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// The signed note, verbatim.
+    pub note: Vec<u8>,
+    /// Its body.
+    pub checkpoint: Checkpoint,
+}
+
+/// Reads one log.
+pub struct LogReader<S> {
+    origin: String,
+    store: S,
+    cache: TileCache,
+}
+
+/// Full tiles kept in memory for reads (8 KiB each: 32 MiB).
+const TILE_CACHE: usize = 4096;
+
+impl<S: LogStore> LogReader<S> {
+    /// A reader of `origin` in `store`.
+    pub fn new(origin: &str, store: S) -> Self {
+        LogReader {
+            origin: origin.to_string(),
+            store,
+            cache: TileCache::new(TILE_CACHE),
+        }
+    }
+
+    /// The published checkpoint of `size` entries; `0` for the latest.
+    pub async fn checkpoint(&self, size: u64) -> Result<Published, ReadError> {
+        let wanted = (size != 0).then_some(size);
+        let note = self
+            .store
+            .checkpoint(&self.origin, wanted)
+            .await?
+            .ok_or_else(|| {
+                ReadError::NotFound(format!("no published checkpoint of size {size}"))
+            })?;
+        let checkpoint = Note::parse(&note)
+            .ok()
+            .and_then(|n| Checkpoint::parse(n.text()).ok())
+            .ok_or_else(|| StorageError::Corrupt(format!("checkpoint of size {size}")))?;
+        Ok(Published { note, checkpoint })
+    }
+
+    async fn proofs(&self, size: u64, plans: &[ProofPlan]) -> Result<Vec<Vec<Hash>>, ReadError> {
+        let stored = self.store.head(&self.origin).await?.size;
+        Ok(prove(
+            &self.store,
+            &self.origin,
+            &self.cache,
+            stored.max(size),
+            &[],
+            plans,
+        )
+        .await?)
+    }
+
+    /// The inclusion proof of entry `index` in the checkpoint of
+    /// `tree_size` entries (`0`: the latest).
+    pub async fn inclusion(
+        &self,
+        index: u64,
+        tree_size: u64,
+    ) -> Result<(Vec<Hash>, Published), ReadError> {
+        let published = self.checkpoint(tree_size).await?;
+        let size = published.checkpoint.size;
+        if index >= size {
+            return Err(ReadError::OutOfRange(format!(
+                "index {index} is not below the tree size {size}"
+            )));
+        }
+        let plan = ProofPlan::inclusion(index, size).map_err(ReadError::OutOfRange)?;
+        let proof = self.proofs(size, &[plan]).await?.remove(0);
+        Ok((proof, published))
+    }
+
+    /// The index of the first entry with leaf hash `leaf` in the checkpoint
+    /// of `tree_size` entries, with its inclusion proof.
+    pub async fn inclusion_of_leaf(
+        &self,
+        leaf: Hash,
+        tree_size: u64,
+    ) -> Result<(u64, Vec<Hash>, Published), ReadError> {
+        let published = self.checkpoint(tree_size).await?;
+        let index = self
+            .store
+            .find_leaf(&self.origin, leaf)
+            .await?
+            .filter(|&i| i < published.checkpoint.size)
+            .ok_or_else(|| {
+                ReadError::NotFound(format!("no entry with leaf hash {leaf} in the tree"))
+            })?;
+        let (proof, published) = self.inclusion(index, published.checkpoint.size).await?;
+        Ok((index, proof, published))
+    }
+
+    /// The consistency proof from `first` entries to the checkpoint of
+    /// `second` entries (`0`: the latest).
+    pub async fn consistency(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<(Vec<Hash>, Published), ReadError> {
+        let published = self.checkpoint(second).await?;
+        let size = published.checkpoint.size;
+        if first > size {
+            return Err(ReadError::InvalidArgument(format!(
+                "first size {first} is larger than the second size {size}"
+            )));
+        }
+        if first == 0 || first == size {
+            return Ok((Vec::new(), published));
+        }
+        let plan = ProofPlan::consistency(first, size).map_err(ReadError::InvalidArgument)?;
+        Ok((self.proofs(size, &[plan]).await?.remove(0), published))
+    }
+
+    /// Up to `count` entries from `start`, within the latest checkpoint.
+    pub async fn entries(&self, start: u64, count: u64) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+        if count == 0 {
+            return Err(ReadError::InvalidArgument(
+                "count must be at least 1".into(),
+            ));
+        }
+        let size = self.checkpoint(0).await?.checkpoint.size;
+        if start >= size {
+            return Err(ReadError::OutOfRange(format!(
+                "start {start} is not below the tree size {size}"
+            )));
+        }
+        let count = count.min(MAX_ENTRIES_PER_READ).min(size - start);
+        let entries = self.store.read_entries(&self.origin, start, count).await?;
+        Ok((start..).zip(entries).collect())
+    }
+
+    /// Entries naming evidence `sha256`, from index `from` on, at most
+    /// `limit`; and the index to continue from, if there may be more.
+    pub async fn find(
+        &self,
+        sha256: [u8; 32],
+        from: u64,
+        limit: u32,
+    ) -> Result<(Vec<(u64, Vec<u8>)>, Option<u64>), ReadError> {
+        let size = self.checkpoint(0).await?.checkpoint.size;
+        let mut indices = self
+            .store
+            .find_evidence(&self.origin, sha256, from, limit + 1)
+            .await?;
+        indices.retain(|&i| i < size);
+        let next = (indices.len() > limit as usize).then(|| indices[limit as usize]);
+        indices.truncate(limit as usize);
+        let mut found = Vec::with_capacity(indices.len());
+        for index in indices {
+            let mut entry = self.store.read_entries(&self.origin, index, 1).await?;
+            found.push((index, entry.pop().unwrap_or_default()));
+        }
+        Ok((found, next))
+    }
+}

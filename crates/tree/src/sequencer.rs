@@ -1,0 +1,333 @@
+//! Sequencing, integration and publication of batches, for one log.
+//!
+//! One batch at a time: sequencing gives the new entries contiguous indices
+//! after dropping those already logged (by dedup key); integration turns
+//! their leaf hashes into tiles; both are committed in one storage
+//! transaction that moves the tree head by compare-and-swap. Publication
+//! then gets the new head signed and stores the checkpoint. Only then are
+//! indices and proofs handed out: an index is never given for an entry that
+//! is not durable and covered by a signed checkpoint.
+
+use std::collections::HashMap;
+
+use evault_core::tile::tiles_for_size;
+use evault_core::{Checkpoint, EvidenceEntry, Hash, Integrator, Note, ProofPlan, leaf_hash};
+use evault_signer::SignRequest;
+use evault_storage::{Integration, LogStore, StorageError, StoredEntry, TreeHead};
+use tokio::sync::Mutex;
+
+use crate::publish::{PublishError, Publisher};
+use crate::tiles::{TileCache, prove};
+
+/// One entry to sequence.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    /// The canonical evidence entry.
+    pub entry: Vec<u8>,
+    /// Idempotency key: an entry with a key already logged is not logged
+    /// again; the original is returned instead.
+    pub dedup_key: [u8; 32],
+}
+
+/// An entry of a sequenced batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Its index in the log.
+    pub index: u64,
+    /// Whether it was logged before (by an earlier request with its key).
+    pub duplicate: bool,
+    /// The logged entry: for a duplicate, the original one.
+    pub entry: Vec<u8>,
+    /// Inclusion proof in the tree of the batch's checkpoint.
+    pub proof: Vec<Hash>,
+}
+
+/// The answer to a batch.
+#[derive(Clone, Debug)]
+pub struct SequencedBatch {
+    /// The signed checkpoint covering every entry of the batch.
+    pub checkpoint: Vec<u8>,
+    /// Its tree size.
+    pub size: u64,
+    /// The batch's entries, in request order.
+    pub entries: Vec<Sequenced>,
+}
+
+/// Why a batch was not sequenced. Nothing the caller sent was acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum SequenceError {
+    /// An entry is not a canonical evidence entry.
+    #[error("entries[{position}]: {reason}")]
+    InvalidEntry {
+        /// Its position in the batch.
+        position: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Another sequencer moved the log; this one has reloaded and the
+    /// batch may be retried.
+    #[error("the log moved under this sequencer (another one is active): {0}")]
+    NotLeader(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The checkpoint could not be signed. The entries may be durable; they
+    /// will be covered by the next checkpoint that is.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// What the sequencer knows of its log between batches.
+///
+/// Invariant: nothing is integrated beyond a head that is not yet
+/// published. So the signer has recorded either the published head or the
+/// committed one, never anything else, and asking it for exactly the
+/// committed head always succeeds once it is reachable again, even after a
+/// crash that lost its answer.
+struct State {
+    /// The right edge of the tree as committed.
+    tree: Integrator,
+    /// The last head known to be signed and published.
+    published: TreeHead,
+}
+
+impl State {
+    fn head(&self) -> TreeHead {
+        TreeHead {
+            size: self.tree.size(),
+            root: self.tree.root(),
+        }
+    }
+}
+
+/// The sequencer of one log.
+pub struct Sequencer<S, P> {
+    origin: String,
+    store: S,
+    publisher: P,
+    cache: TileCache,
+    state: Mutex<State>,
+}
+
+/// Full tiles kept in memory for proofs (8 KiB each: 32 MiB).
+const TILE_CACHE: usize = 4096;
+
+impl<S: LogStore, P: Publisher> Sequencer<S, P> {
+    /// Opens the log `origin` (creating it if new), resumes its tree from
+    /// the stored tiles, and publishes any head not yet signed (after a
+    /// crash between integration and publication).
+    pub async fn open(origin: &str, store: S, publisher: P) -> Result<Self, SequenceError> {
+        let state = load(origin, &store).await?;
+        let sequencer = Sequencer {
+            origin: origin.to_string(),
+            store,
+            publisher,
+            cache: TileCache::new(TILE_CACHE),
+            state: Mutex::new(state),
+        };
+        {
+            let mut state = sequencer.state.lock().await;
+            sequencer.publish(&mut state).await?;
+        }
+        Ok(sequencer)
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Sequences, integrates and publishes `batch`, and returns each
+    /// entry's index and inclusion proof in the new checkpoint.
+    pub async fn sequence(&self, batch: &[NewEntry]) -> Result<SequencedBatch, SequenceError> {
+        let mut evidence = Vec::with_capacity(batch.len());
+        for (position, e) in batch.iter().enumerate() {
+            let entry =
+                EvidenceEntry::decode(&e.entry).map_err(|err| SequenceError::InvalidEntry {
+                    position,
+                    reason: err.to_string(),
+                })?;
+            evidence.push(entry.digest);
+        }
+        let mut state = self.state.lock().await;
+        if state.head() != state.published {
+            // A previous batch was committed but not published: finish it
+            // before integrating anything new.
+            self.publish(&mut state).await?;
+        }
+
+        // Sequencing: drop what is logged already, and repeats within the
+        // batch, then number the rest.
+        let keys: Vec<[u8; 32]> = batch.iter().map(|e| e.dedup_key).collect();
+        let logged = self.store.find_dedup(&self.origin, &keys).await?;
+        let old = state.head();
+        let mut fresh: Vec<StoredEntry> = Vec::new();
+        let mut first_in_batch: HashMap<[u8; 32], u64> = HashMap::new();
+        let mut placed: Vec<(u64, bool)> = Vec::with_capacity(batch.len());
+        for (i, e) in batch.iter().enumerate() {
+            if let Some(index) = logged[i] {
+                placed.push((index, true));
+            } else if let Some(&index) = first_in_batch.get(&e.dedup_key) {
+                placed.push((index, true));
+            } else {
+                let index = old.size + fresh.len() as u64;
+                first_in_batch.insert(e.dedup_key, index);
+                fresh.push(StoredEntry {
+                    index,
+                    leaf_hash: leaf_hash(&e.entry),
+                    dedup_key: e.dedup_key,
+                    evidence_sha256: Some(evidence[i]),
+                    entry: e.entry.clone(),
+                });
+                placed.push((index, false));
+            }
+        }
+
+        // Integration, committed with the head's compare-and-swap.
+        let mut tree = state.tree.clone();
+        let tiles = tree.integrate(fresh.iter().map(|e| e.leaf_hash));
+        let new = TreeHead {
+            size: tree.size(),
+            root: tree.root(),
+        };
+        if !fresh.is_empty() {
+            let integration = Integration {
+                old,
+                new,
+                entries: &fresh,
+                tiles: &tiles,
+            };
+            match self.store.integrate(&self.origin, integration).await {
+                Ok(()) => state.tree = tree,
+                Err(StorageError::HeadMoved { expected, found }) => {
+                    *state = load(&self.origin, &self.store).await?;
+                    return Err(SequenceError::NotLeader(format!(
+                        "expected size {expected}, found {found}"
+                    )));
+                }
+                Err(error) => {
+                    // The commit may have happened even though it failed to
+                    // say so: believe storage, never the error.
+                    *state = load(&self.origin, &self.store).await?;
+                    if state.head() != new {
+                        return Err(error.into());
+                    }
+                }
+            }
+        }
+
+        // Publication.
+        let checkpoint = self.publish(&mut state).await?;
+        let size = state.published.size;
+
+        // Proofs in the published tree, from the tiles just written and
+        // storage.
+        let plans: Vec<ProofPlan> = placed
+            .iter()
+            .map(|(index, _)| ProofPlan::inclusion(*index, size))
+            .collect::<Result<_, _>>()
+            .map_err(StorageError::Corrupt)?;
+        let proofs = prove(&self.store, &self.origin, &self.cache, size, &tiles, &plans).await?;
+        let mut entries = Vec::with_capacity(batch.len());
+        for ((index, duplicate), proof) in placed.into_iter().zip(proofs) {
+            let entry = if duplicate {
+                let mut found = self.store.read_entries(&self.origin, index, 1).await?;
+                found
+                    .pop()
+                    .ok_or_else(|| StorageError::Corrupt(format!("entry {index}")))?
+            } else {
+                fresh[(index - old.size) as usize].entry.clone()
+            };
+            entries.push(Sequenced {
+                index,
+                duplicate,
+                entry,
+                proof,
+            });
+        }
+        Ok(SequencedBatch {
+            checkpoint,
+            size,
+            entries,
+        })
+    }
+
+    /// Gets the committed head signed (unless it already is) and stores
+    /// the checkpoint. Returns the checkpoint of the committed head.
+    async fn publish(&self, state: &mut State) -> Result<Vec<u8>, SequenceError> {
+        let head = state.head();
+        if head == state.published {
+            if let Some(note) = self.store.checkpoint(&self.origin, Some(head.size)).await? {
+                return Ok(note);
+            }
+        }
+        let note = self.sign(state.published, head).await?;
+        self.store.publish(&self.origin, head.size, &note).await?;
+        state.published = head;
+        Ok(note)
+    }
+
+    async fn sign(&self, old: TreeHead, new: TreeHead) -> Result<Vec<u8>, SequenceError> {
+        let proof = if old.size == 0 || old.size == new.size {
+            Vec::new()
+        } else {
+            let plan = ProofPlan::consistency(old.size, new.size).map_err(StorageError::Corrupt)?;
+            prove(
+                &self.store,
+                &self.origin,
+                &self.cache,
+                new.size,
+                &[],
+                &[plan],
+            )
+            .await?
+            .remove(0)
+        };
+        let request = SignRequest {
+            origin: self.origin.clone(),
+            old,
+            new,
+            proof,
+        };
+        self.publisher.sign(request).await.map_err(|e| {
+            if let PublishError::Refused(reason) = &e {
+                tracing::error!(origin = %self.origin, %reason, "signer refused a checkpoint");
+            }
+            SequenceError::Publish(e)
+        })
+    }
+}
+
+/// Loads the sequencer's state from storage: the head, the right edge of
+/// the tree (the partial tiles only), and the last published checkpoint.
+async fn load<S: LogStore>(origin: &str, store: &S) -> Result<State, SequenceError> {
+    let head = store.create_log(origin).await?;
+    let partial: Vec<_> = tiles_for_size(head.size).filter(|t| !t.is_full()).collect();
+    let bytes = store.read_tiles(origin, &partial).await?;
+    let mut edge = crate::tiles::Gathered::from_tiles(partial.iter().copied().zip(bytes));
+    let tree = Integrator::resume(head.size, &mut edge)
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    if tree.root() != head.root {
+        return Err(StorageError::Corrupt(format!(
+            "the stored tiles give another root than the head at size {}",
+            head.size
+        ))
+        .into());
+    }
+    let published = match store.checkpoint(origin, None).await? {
+        Some(note) => {
+            let note = Note::parse(&note)
+                .map_err(|e| StorageError::Corrupt(format!("checkpoint: {e}")))?;
+            let cp = Checkpoint::parse(note.text())
+                .map_err(|e| StorageError::Corrupt(format!("checkpoint: {e}")))?;
+            TreeHead {
+                size: cp.size,
+                root: cp.root,
+            }
+        }
+        None => TreeHead::empty(),
+    };
+    // Until a first checkpoint exists, the empty tree's is owed: the
+    // empty head counts as published and is signed like any other.
+    Ok(State { tree, published })
+}

@@ -1,0 +1,544 @@
+//! The sequencer on both stores (embedded, and a real PostgreSQL in a
+//! schema of its own), with the signer in process. After every step every
+//! receipt handed out is verified again, and every checkpoint is checked to
+//! extend the previous one. Faults are injected around the commit and
+//! around signing, of both kinds: failed with nothing persisted, and failed
+//! although persisted. The log must never fork and never lose an entry it
+//! acknowledged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use evault_core::{
+    Checkpoint, EvidenceEntry, Hash, Receipt, SigningKey, VerifierKey, open_checkpoint,
+    verify_consistency,
+};
+use evault_signer::{CheckpointSigner, SignRequest};
+use evault_storage::embedded::EmbeddedStore;
+use evault_storage::postgres::{PostgresStore, migrate};
+use evault_storage::{Integration, LogStore, Result as StoreResult, StorageError, TreeHead};
+use evault_tree::{
+    LogReader, NewEntry, PublishError, Publisher, SequenceError, SequencedBatch, Sequencer,
+};
+
+const ORIGIN: &str = "vault.example/tree-test";
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL schema, migrated.
+async fn postgres_store() -> PostgresStore {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "evault_tree_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let base = database_url();
+    let (client, conn) = tokio_postgres_connect(&base).await;
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ))
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+    migrate(&url).await.expect("migrate");
+    PostgresStore::connect(&url, 8).expect("pool")
+}
+
+async fn tokio_postgres_connect(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+) {
+    tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} (set DATABASE_URL): {e}"))
+}
+
+/// A store that can be told to fail its next integration, before or after
+/// committing it.
+#[derive(Clone)]
+struct Faulty<S> {
+    inner: S,
+    fail_before: Arc<AtomicBool>,
+    fail_after: Arc<AtomicBool>,
+}
+
+impl<S: LogStore + Clone> Faulty<S> {
+    fn new(inner: S) -> Self {
+        Faulty {
+            inner,
+            fail_before: Arc::new(AtomicBool::new(false)),
+            fail_after: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl<S: LogStore> LogStore for Faulty<S> {
+    async fn create_log(&self, origin: &str) -> StoreResult<TreeHead> {
+        self.inner.create_log(origin).await
+    }
+    async fn head(&self, origin: &str) -> StoreResult<TreeHead> {
+        self.inner.head(origin).await
+    }
+    async fn integrate(&self, origin: &str, batch: Integration<'_>) -> StoreResult<()> {
+        if self.fail_before.swap(false, Ordering::SeqCst) {
+            return Err(StorageError::Unavailable(
+                "injected: connection lost before commit".into(),
+            ));
+        }
+        self.inner.integrate(origin, batch).await?;
+        if self.fail_after.swap(false, Ordering::SeqCst) {
+            return Err(StorageError::Unavailable(
+                "injected: connection lost after commit".into(),
+            ));
+        }
+        Ok(())
+    }
+    async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> StoreResult<()> {
+        self.inner.publish(origin, size, checkpoint).await
+    }
+    async fn checkpoint(&self, origin: &str, size: Option<u64>) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.checkpoint(origin, size).await
+    }
+    async fn read_tiles(
+        &self,
+        origin: &str,
+        tiles: &[evault_core::TileId],
+    ) -> StoreResult<Vec<Vec<u8>>> {
+        self.inner.read_tiles(origin, tiles).await
+    }
+    async fn read_entries(
+        &self,
+        origin: &str,
+        start: u64,
+        count: u64,
+    ) -> StoreResult<Vec<Vec<u8>>> {
+        self.inner.read_entries(origin, start, count).await
+    }
+    async fn find_dedup(&self, origin: &str, keys: &[[u8; 32]]) -> StoreResult<Vec<Option<u64>>> {
+        self.inner.find_dedup(origin, keys).await
+    }
+    async fn find_leaf(&self, origin: &str, leaf: Hash) -> StoreResult<Option<u64>> {
+        self.inner.find_leaf(origin, leaf).await
+    }
+    async fn find_evidence(
+        &self,
+        origin: &str,
+        sha256: [u8; 32],
+        from: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<u64>> {
+        self.inner.find_evidence(origin, sha256, from, limit).await
+    }
+}
+
+/// A signer that can be told to fail its next request, before or after
+/// signing and recording it.
+#[derive(Clone)]
+struct FlakySigner {
+    inner: Arc<CheckpointSigner<EmbeddedStore>>,
+    fail_before: Arc<AtomicBool>,
+    fail_after: Arc<AtomicBool>,
+}
+
+impl Publisher for FlakySigner {
+    async fn sign(&self, request: SignRequest) -> Result<Vec<u8>, PublishError> {
+        if self.fail_before.swap(false, Ordering::SeqCst) {
+            return Err(PublishError::Unavailable(
+                "injected: signer unreachable".into(),
+            ));
+        }
+        let note = Publisher::sign(self.inner.as_ref(), request).await?;
+        if self.fail_after.swap(false, Ordering::SeqCst) {
+            return Err(PublishError::Unavailable(
+                "injected: answer lost after signing".into(),
+            ));
+        }
+        Ok(note)
+    }
+}
+
+/// Everything a test drives, and everything it has been told.
+struct Harness<S: LogStore + Clone> {
+    store: Faulty<S>,
+    signer: FlakySigner,
+    keys: Vec<VerifierKey>,
+    sequencer: Sequencer<Faulty<S>, FlakySigner>,
+    /// Receipts acknowledged so far: (receipt, entry).
+    receipts: Vec<Receipt>,
+    /// Checkpoints seen, in order.
+    checkpoints: Vec<Checkpoint>,
+    next: u32,
+}
+
+fn evidence_entry(n: u32) -> Vec<u8> {
+    EvidenceEntry {
+        digest: evault_core::hash::sha256(format!("evidence {n}").as_bytes()),
+        size: u64::from(n),
+        received_ms: 1_795_960_341_000 + u64::from(n),
+        media_type: "text/plain".into(),
+        name: Some(format!("file-{n}.txt")),
+        principal: "tester".into(),
+        labels: Default::default(),
+    }
+    .encode()
+    .expect("entry")
+}
+
+fn key_of(n: u32) -> [u8; 32] {
+    evault_core::hash::sha256(format!("dedup {n}").as_bytes())
+}
+
+impl<S: LogStore + Clone> Harness<S> {
+    async fn new(store: S, signer_dir: &std::path::Path) -> Self {
+        let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+        let keys = vec![key.verifier_key().clone()];
+        let signer = FlakySigner {
+            inner: Arc::new(
+                CheckpointSigner::new(
+                    ORIGIN,
+                    vec![key],
+                    EmbeddedStore::open(signer_dir).expect("signer store"),
+                )
+                .expect("signer"),
+            ),
+            fail_before: Arc::new(AtomicBool::new(false)),
+            fail_after: Arc::new(AtomicBool::new(false)),
+        };
+        let store = Faulty::new(store);
+        let sequencer = Sequencer::open(ORIGIN, store.clone(), signer.clone())
+            .await
+            .expect("open");
+        let mut harness = Harness {
+            store,
+            signer,
+            keys,
+            sequencer,
+            receipts: vec![],
+            checkpoints: vec![],
+            next: 0,
+        };
+        let first = LogReader::new(ORIGIN, harness.store.clone())
+            .checkpoint(0)
+            .await
+            .expect("empty checkpoint");
+        harness.observe(&first.note).await;
+        harness
+    }
+
+    fn batch(&mut self, n: u32) -> Vec<NewEntry> {
+        (0..n)
+            .map(|_| {
+                self.next += 1;
+                NewEntry {
+                    entry: evidence_entry(self.next),
+                    dedup_key: key_of(self.next),
+                }
+            })
+            .collect()
+    }
+
+    /// Verifies a checkpoint and that it extends the previous one.
+    async fn observe(&mut self, note: &[u8]) {
+        let cp = open_checkpoint(note, &self.keys, Some(ORIGIN))
+            .expect("checkpoint verifies")
+            .checkpoint;
+        if let Some(prev) = self.checkpoints.last() {
+            assert!(
+                cp.size >= prev.size,
+                "checkpoint shrank from {} to {}",
+                prev.size,
+                cp.size
+            );
+            if prev.size > 0 {
+                let reader = LogReader::new(ORIGIN, self.store.clone());
+                let (proof, _) = reader
+                    .consistency(prev.size, cp.size)
+                    .await
+                    .expect("consistency proof");
+                verify_consistency(
+                    prev.size,
+                    cp.size,
+                    &proof,
+                    prev.root.as_bytes(),
+                    cp.root.as_bytes(),
+                )
+                .expect("checkpoint extends the previous one");
+            }
+        }
+        self.checkpoints.push(cp);
+    }
+
+    /// Records an acknowledged batch's receipts and re-verifies every
+    /// receipt ever acknowledged, against its own checkpoint and against
+    /// the latest one.
+    async fn acknowledge(&mut self, batch: &[NewEntry], answer: SequencedBatch) {
+        self.observe(&answer.checkpoint).await;
+        assert_eq!(answer.entries.len(), batch.len());
+        for (sent, got) in batch.iter().zip(&answer.entries) {
+            if !got.duplicate {
+                assert_eq!(got.entry, sent.entry);
+            }
+            self.receipts.push(Receipt {
+                extra: Some(got.entry.clone()),
+                index: got.index,
+                proof: got.proof.clone(),
+                checkpoint: answer.checkpoint.clone(),
+            });
+        }
+        self.reverify().await;
+    }
+
+    async fn reverify(&self) {
+        let reader = LogReader::new(ORIGIN, self.store.clone());
+        let latest = self.checkpoints.last().expect("a checkpoint").size;
+        for receipt in &self.receipts {
+            receipt
+                .verify(&self.keys, Some(ORIGIN))
+                .expect("receipt verifies");
+            let (proof, published) = reader
+                .inclusion(receipt.index, latest)
+                .await
+                .expect("proof");
+            let again = Receipt {
+                proof,
+                checkpoint: published.note,
+                ..receipt.clone()
+            };
+            again
+                .verify(&self.keys, Some(ORIGIN))
+                .expect("entry still in the latest tree");
+        }
+    }
+}
+
+async fn batches_get_receipts_that_verify<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    for n in [1, 3, 256, 300, 2] {
+        let batch = h.batch(n);
+        let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+        assert!(answer.entries.iter().all(|e| !e.duplicate));
+        h.acknowledge(&batch, answer).await;
+    }
+    assert_eq!(h.checkpoints.last().expect("cp").size, 562);
+}
+
+async fn retries_get_the_original_receipt<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(5);
+    let first = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, first.clone()).await;
+    // The same statements again, with new bytes (a later receive time),
+    // plus one repeated inside the batch: nothing new is logged.
+    let mut retry: Vec<NewEntry> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, e)| NewEntry {
+            entry: evidence_entry(1000 + i as u32),
+            dedup_key: e.dedup_key,
+        })
+        .collect();
+    let fresh = h.batch(1).remove(0);
+    retry.push(fresh.clone());
+    retry.push(fresh);
+    let answer = h.sequencer.sequence(&retry).await.expect("sequence");
+    for (i, got) in answer.entries.iter().take(5).enumerate() {
+        assert!(got.duplicate);
+        assert_eq!(got.index, first.entries[i].index);
+        assert_eq!(got.entry, batch[i].entry, "the original entry is returned");
+    }
+    assert!(!answer.entries[5].duplicate);
+    assert!(answer.entries[6].duplicate);
+    assert_eq!(answer.entries[6].index, answer.entries[5].index);
+    assert_eq!(answer.size, 6);
+    h.acknowledge(&retry, answer).await;
+}
+
+async fn invalid_entries_are_refused_and_nothing_is_logged<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let mut batch = h.batch(3);
+    batch[1].entry = b"not an evidence entry".to_vec();
+    match h.sequencer.sequence(&batch).await {
+        Err(SequenceError::InvalidEntry { position: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.store.head(ORIGIN).await.expect("head").size, 0);
+}
+
+async fn restart_continues_the_same_log<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(300);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, answer).await;
+    h.sequencer = Sequencer::open(ORIGIN, h.store.clone(), h.signer.clone())
+        .await
+        .expect("reopen");
+    let batch = h.batch(7);
+    let answer = h
+        .sequencer
+        .sequence(&batch)
+        .await
+        .expect("sequence after restart");
+    assert_eq!(answer.entries[0].index, 300);
+    h.acknowledge(&batch, answer).await;
+}
+
+async fn commit_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(10);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, answer).await;
+
+    // Failed, nothing persisted: an error, and the retry logs the batch.
+    let batch = h.batch(4);
+    h.store.fail_before.store(true, Ordering::SeqCst);
+    assert!(h.sequencer.sequence(&batch).await.is_err());
+    assert_eq!(h.store.head(ORIGIN).await.expect("head").size, 10);
+    let answer = h.sequencer.sequence(&batch).await.expect("retry");
+    assert!(answer.entries.iter().all(|e| !e.duplicate));
+    h.acknowledge(&batch, answer).await;
+
+    // Failed but persisted: the sequencer believes storage, not the error,
+    // and answers with the committed entries.
+    let batch = h.batch(4);
+    h.store.fail_after.store(true, Ordering::SeqCst);
+    let answer = h
+        .sequencer
+        .sequence(&batch)
+        .await
+        .expect("persisted batch is acknowledged");
+    assert_eq!(answer.entries[0].index, 14);
+    h.acknowledge(&batch, answer).await;
+    let answer = h.sequencer.sequence(&batch).await.expect("retry");
+    assert!(answer.entries.iter().all(|e| e.duplicate));
+    h.acknowledge(&batch, answer).await;
+}
+
+async fn signing_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(10);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, answer).await;
+
+    // Failed, nothing signed: no receipt; the retry finds the entries
+    // logged and gets them signed.
+    let batch = h.batch(3);
+    h.signer.fail_before.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        h.sequencer.sequence(&batch).await,
+        Err(SequenceError::Publish(_))
+    ));
+    let answer = h.sequencer.sequence(&batch).await.expect("retry");
+    assert!(answer.entries.iter().all(|e| e.duplicate));
+    h.acknowledge(&batch, answer).await;
+
+    // Failed but signed and recorded by the signer: the next batch first
+    // asks for exactly that head again, then moves on.
+    let batch = h.batch(3);
+    h.signer.fail_after.store(true, Ordering::SeqCst);
+    assert!(h.sequencer.sequence(&batch).await.is_err());
+    let more = h.batch(2);
+    let answer = h.sequencer.sequence(&more).await.expect("next batch");
+    assert_eq!(answer.entries[0].index, 16);
+    h.acknowledge(&more, answer).await;
+    let answer = h.sequencer.sequence(&batch).await.expect("retry");
+    assert!(answer.entries.iter().all(|e| e.duplicate));
+    h.acknowledge(&batch, answer).await;
+
+    // The same, then a restart before anything else: the new sequencer
+    // publishes the committed head on opening.
+    let batch = h.batch(2);
+    h.signer.fail_after.store(true, Ordering::SeqCst);
+    assert!(h.sequencer.sequence(&batch).await.is_err());
+    h.sequencer = Sequencer::open(ORIGIN, h.store.clone(), h.signer.clone())
+        .await
+        .expect("reopen");
+    let answer = h
+        .sequencer
+        .sequence(&batch)
+        .await
+        .expect("retry after restart");
+    assert!(answer.entries.iter().all(|e| e.duplicate));
+    h.acknowledge(&batch, answer).await;
+}
+
+async fn racing_sequencers_never_commit_twice<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let rival = Sequencer::open(ORIGIN, h.store.clone(), h.signer.clone())
+        .await
+        .expect("rival");
+    for _ in 0..5 {
+        let (a, b) = (h.batch(3), h.batch(3));
+        let (ra, rb) = tokio::join!(h.sequencer.sequence(&a), rival.sequence(&b));
+        for (batch, result) in [(a, ra), (b, rb)] {
+            match result {
+                Ok(answer) => h.acknowledge(&batch, answer).await,
+                Err(SequenceError::NotLeader(_)) | Err(SequenceError::Publish(_)) => {
+                    // Not acknowledged: it may be retried with the winner.
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    }
+    // Every acknowledged entry is in the log once, at its index.
+    let reader = LogReader::new(ORIGIN, h.store.clone());
+    let size = reader.checkpoint(0).await.expect("latest").checkpoint.size;
+    let logged = reader.entries(0, size).await.expect("entries");
+    for receipt in &h.receipts {
+        assert_eq!(
+            Some(&logged[receipt.index as usize].1),
+            receipt.extra.as_ref()
+        );
+    }
+    let mut keys: Vec<&Vec<u8>> = logged.iter().map(|(_, e)| e).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), logged.len(), "an entry was logged twice");
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    super::$name(super::EmbeddedStore::open(dir.path()).expect("store")).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::postgres_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    batches_get_receipts_that_verify,
+    retries_get_the_original_receipt,
+    invalid_entries_are_refused_and_nothing_is_logged,
+    restart_continues_the_same_log,
+    commit_faults_never_lose_or_fork,
+    signing_faults_never_lose_or_fork,
+    racing_sequencers_never_commit_twice,
+);
