@@ -15,7 +15,8 @@ use evault_core::{Hash, TileId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::{
-    Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead, check_batch,
+    EvidenceStore, Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead,
+    check_batch,
 };
 
 /// origin → log ID
@@ -38,6 +39,9 @@ const CHECKPOINTS: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new
 /// origin → last signed head: size (u64 BE) ‖ root ‖ checkpoint note.
 /// Signer's own table: tree never opens it.
 const SIGNED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("signer_heads");
+
+/// evidence SHA-256 → evidence bytes
+const EVIDENCE_BYTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("evidence");
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "vault.redb";
@@ -94,6 +98,7 @@ impl EmbeddedStore {
         txn.open_table(TILES).map_err(backend)?;
         txn.open_table(CHECKPOINTS).map_err(backend)?;
         txn.open_table(SIGNED).map_err(backend)?;
+        txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
         txn.commit().map_err(backend)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
@@ -459,6 +464,38 @@ impl SignerStore for EmbeddedStore {
             }
             txn.commit().map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+impl EvidenceStore for EmbeddedStore {
+    async fn put_evidence(&self, sha256: [u8; 32], content: &[u8]) -> Result<()> {
+        let content = content.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
+                if table.get(sha256.as_slice()).map_err(backend)?.is_none() {
+                    table
+                        .insert(sha256.as_slice(), content.as_slice())
+                        .map_err(backend)?;
+                }
+            }
+            txn.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<Vec<u8>>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
+            Ok(table
+                .get(sha256.as_slice())
+                .map_err(backend)?
+                .map(|g| g.value().to_vec()))
         })
         .await
     }

@@ -208,6 +208,20 @@ pub trait SignerStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Evidence bytes, content-addressed by their SHA-256.
+pub trait EvidenceStore: Send + Sync + 'static {
+    /// Stores `content` under `sha256`, which the caller has checked is its
+    /// digest. Storing the same evidence again is a no-op.
+    fn put_evidence(
+        &self,
+        sha256: [u8; 32],
+        content: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The evidence stored under `sha256`, if any.
+    fn evidence(&self, sha256: [u8; 32]) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+}
+
 /// Checks a batch is shaped as its heads say, before any backend writes it.
 pub(crate) fn check_batch(batch: &Integration<'_>) -> Result<()> {
     let expected = batch.new.size.checked_sub(batch.old.size);

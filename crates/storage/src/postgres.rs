@@ -12,7 +12,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::{
-    Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead, check_batch,
+    EvidenceStore, Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead,
+    check_batch,
 };
 
 mod embedded_migrations {
@@ -51,6 +52,12 @@ fn hash(bytes: &[u8], what: &str) -> Result<Hash> {
 /// Applies every pending migration in `migrations/`, under an advisory
 /// lock. Returns the versions applied now (empty when up to date).
 pub async fn migrate(database_url: &str) -> Result<Vec<u32>> {
+    migrate_to(database_url, None).await
+}
+
+/// Applies pending migrations up to version `target` (all with `None`),
+/// under an advisory lock. Returns the versions applied now.
+pub async fn migrate_to(database_url: &str, target: Option<u32>) -> Result<Vec<u32>> {
     let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
         .await
         .map_err(pg_error)?;
@@ -59,7 +66,13 @@ pub async fn migrate(database_url: &str) -> Result<Vec<u32>> {
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(pg_error)?;
-    let report = embedded_migrations::migrations::runner()
+    let mut runner = embedded_migrations::migrations::runner();
+    if let Some(version) = target {
+        let version = i32::try_from(version)
+            .map_err(|_| StorageError::Backend(format!("no migration version {version}")))?;
+        runner = runner.set_target(refinery::Target::Version(version));
+    }
+    let report = runner
         .run_async(&mut client)
         .await
         .map_err(|e| StorageError::Backend(format!("migration failed: {e}")));
@@ -452,5 +465,31 @@ impl SignerStore for PostgresStore {
             });
         }
         Ok(())
+    }
+}
+
+impl EvidenceStore for PostgresStore {
+    async fn put_evidence(&self, sha256: [u8; 32], content: &[u8]) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO evidence (sha256, content) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+                &[&sha256.as_slice(), &content],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT content FROM evidence WHERE sha256 = $1",
+                &[&sha256.as_slice()],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|r| r.get(0)))
     }
 }

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use evault_core::{Hash, Integrator, TileId, TileReader, TreeReader, leaf_hash, verify_inclusion};
 use evault_storage::embedded::EmbeddedStore;
-use evault_storage::postgres::{PostgresStore, migrate};
+use evault_storage::postgres::{PostgresStore, migrate, migrate_to};
 use evault_storage::{
-    Integration, LogStore, SignedHead, SignerStore, StorageError, StoredEntry, TreeHead,
+    EvidenceStore, Integration, LogStore, SignedHead, SignerStore, StorageError, StoredEntry,
+    TreeHead,
 };
 
 const ORIGIN: &str = "vault.example/storage-test";
@@ -425,6 +426,20 @@ async fn signer_state_moves_by_compare_and_swap(store: impl SignerStore) {
     );
 }
 
+async fn evidence_is_content_addressed(store: impl EvidenceStore) {
+    let sha = evault_core::hash::sha256(b"the report");
+    assert_eq!(store.evidence(sha).await.expect("absent"), None);
+    store.put_evidence(sha, b"the report").await.expect("put");
+    store
+        .put_evidence(sha, b"the report")
+        .await
+        .expect("put again");
+    assert_eq!(
+        store.evidence(sha).await.expect("get"),
+        Some(b"the report".to_vec())
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -459,6 +474,7 @@ conformance!(
     malformed_batches_are_refused,
     checkpoints_are_published_per_size,
     signer_state_moves_by_compare_and_swap,
+    evidence_is_content_addressed,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +506,7 @@ async fn embedded_store_survives_reopening() {
 async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
     let schema = Schema::new().await;
     let applied = migrate(&schema.url).await.expect("migrate");
-    assert_eq!(applied, [1]);
+    assert_eq!(applied, [1, 2]);
     let store = PostgresStore::connect(&schema.url, 2).expect("pool");
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
@@ -513,6 +529,63 @@ async fn concurrent_migrations_apply_each_version_once() {
     let (a, b) = tokio::join!(migrate(&schema.url), migrate(&schema.url));
     let mut all = a.expect("first");
     all.extend(b.expect("second"));
-    assert_eq!(all, [1]);
+    all.sort();
+    assert_eq!(all, [1, 2]);
     schema.drop_schema().await;
+}
+
+/// Every migration after the first upgrades a database that already holds
+/// a log, and the log stays intact and verifiable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_migration_upgrades_a_database_holding_a_log() {
+    let latest = 2;
+    for from in 1..latest {
+        let schema = Schema::new().await;
+        assert_eq!(
+            migrate_to(&schema.url, Some(from))
+                .await
+                .expect("old schema"),
+            (1..=from).collect::<Vec<_>>()
+        );
+        let store = PostgresStore::connect(&schema.url, 2).expect("pool");
+        store.create_log(ORIGIN).await.expect("create");
+        let mut tree = Integrator::new();
+        let batch = next_batch(&mut tree, 300, "before upgrade");
+        store
+            .integrate(ORIGIN, batch.integration())
+            .await
+            .expect("integrate");
+        store
+            .publish(ORIGIN, 300, b"checkpoint 300")
+            .await
+            .expect("publish");
+
+        let upgraded = migrate(&schema.url).await.expect("upgrade");
+        assert_eq!(upgraded, (from + 1..=latest).collect::<Vec<_>>());
+        assert_eq!(store.head(ORIGIN).await.expect("head"), batch.new);
+        let wanted: Vec<TileId> = evault_core::tile::tiles_for_size(300).collect();
+        let tiles = store.read_tiles(ORIGIN, &wanted).await.expect("tiles");
+        let mut fetched = Fetched(
+            wanted
+                .iter()
+                .zip(tiles)
+                .map(|(t, b)| ((t.level, t.index), b))
+                .collect(),
+        );
+        assert_eq!(
+            TreeReader::new(300, &mut fetched).root(300).expect("root"),
+            tree.root()
+        );
+        assert_eq!(
+            store.checkpoint(ORIGIN, None).await.expect("cp"),
+            Some(b"checkpoint 300".to_vec())
+        );
+        // And the log keeps growing on the new schema.
+        let more = next_batch(&mut tree, 5, "after upgrade");
+        store
+            .integrate(ORIGIN, more.integration())
+            .await
+            .expect("integrate after");
+        schema.drop_schema().await;
+    }
 }
