@@ -1,12 +1,21 @@
 //! The vault's **ingest** role: the write front.
 //!
-//! Ingest authenticates callers, validates and bounds their requests,
-//! stores evidence bytes, builds evidence entries
-//! ([`evault_core::EvidenceEntry`] is their format), batches them and hands
-//! the batches to tree for sequencing, then answers each caller with its
-//! receipt. It is stateless and scales out.
+//! Ingest authenticates callers ([`Authenticator`]; no write is
+//! unauthenticated), validates and bounds their statements with
+//! field-precise `INVALID_ARGUMENT` ([`statement`]), stores uploaded
+//! evidence bytes, builds the evidence entries, and queues them on the
+//! [`Batcher`], which flushes batches to tree on size or age and pushes
+//! back with `RESOURCE_EXHAUSTED` when its backlog is full. Each caller is
+//! answered with its receipt only once its entry is durable and covered by
+//! a signed checkpoint. [`serve`] runs `IngestService` over gRPC.
 //!
-//! This crate reserves the role's place in the workspace; the service
-//! itself (`IngestService` of `proto/evault/v1/ingest.proto`) is not built
-//! yet, so the crate exports nothing. It will never hold the log, the
-//! signing key or the tiles: those belong to tree and signer.
+//! Ingest is stateless and never touches the log's storage or a key.
+
+mod auth;
+mod batcher;
+mod grpc;
+pub mod statement;
+
+pub use auth::{Authenticator, DevToken, Principal, bearer_token};
+pub use batcher::{Answer, BatchConfig, Batcher, PUSHBACK, RemoteTree, SequenceBatch, pushback};
+pub use grpc::{IngestGrpc, MAX_MESSAGE, STREAM_WINDOW, serve};

@@ -81,7 +81,8 @@ fn storage_status(error: StorageError) -> Status {
     }
 }
 
-fn sequence_status(error: SequenceError) -> Status {
+/// The gRPC status of a sequencing failure, for any front that reports one.
+pub fn sequence_status(error: SequenceError) -> Status {
     let message = error.to_string();
     match error {
         SequenceError::InvalidEntry { .. } => Status::invalid_argument(message),

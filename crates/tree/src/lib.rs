@@ -18,7 +18,7 @@ mod reader;
 mod sequencer;
 mod tiles;
 
-pub use grpc::{MAX_BATCH, TreeGrpc, serve};
+pub use grpc::{MAX_BATCH, TreeGrpc, sequence_status, serve};
 pub use publish::{PublishError, Publisher, RemoteSigner};
 pub use reader::{LogReader, MAX_ENTRIES_PER_READ, Published, ReadError};
 pub use sequencer::{NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};

@@ -1,0 +1,209 @@
+//! `IngestService` over gRPC: authenticate, validate, store evidence,
+//! queue, answer with the receipt.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use evault_proto::v1::append_stream_response::Outcome;
+use evault_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
+use evault_proto::v1::{
+    AppendError, AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse,
+    EvidenceStatement,
+};
+use evault_storage::{EvidenceStore, StorageError};
+use evault_tree::NewEntry;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Authenticator, Principal};
+use crate::batcher::{Answer, Batcher};
+use crate::statement::accept;
+
+/// Requests one stream may have in flight; beyond, the server stops
+/// reading and HTTP/2 flow control holds the client back.
+pub const STREAM_WINDOW: usize = 1024;
+/// Largest request message: a statement with its evidence bytes.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// The gRPC face of ingest.
+pub struct IngestGrpc<A, E> {
+    inner: Arc<Inner<A, E>>,
+}
+
+struct Inner<A, E> {
+    auth: A,
+    evidence: E,
+    batcher: Batcher,
+}
+
+impl<A, E> Clone for IngestGrpc<A, E> {
+    fn clone(&self) -> Self {
+        IngestGrpc {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<A: Authenticator, E: EvidenceStore> IngestGrpc<A, E> {
+    /// Ingest authenticating with `auth`, storing uploaded evidence in
+    /// `evidence`, queueing on `batcher`.
+    pub fn new(auth: A, evidence: E, batcher: Batcher) -> Self {
+        IngestGrpc {
+            inner: Arc::new(Inner {
+                auth,
+                evidence,
+                batcher,
+            }),
+        }
+    }
+
+    /// The tonic service, with the message limit applied.
+    pub fn into_service(self) -> IngestServiceServer<Self> {
+        IngestServiceServer::new(self).max_decoding_message_size(MAX_MESSAGE)
+    }
+}
+
+/// Runs `IngestService` on `listener` until `shutdown` completes.
+pub async fn serve<A: Authenticator, E: EvidenceStore>(
+    listener: TcpListener,
+    ingest: IngestGrpc<A, E>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(ingest.into_service())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn storage_status(error: StorageError) -> Status {
+    let message = format!("storing evidence: {error}");
+    match error {
+        StorageError::Unavailable(_) => Status::unavailable(message),
+        StorageError::NoSuchLog(_)
+        | StorageError::HeadMoved { .. }
+        | StorageError::InvalidBatch(_)
+        | StorageError::Corrupt(_)
+        | StorageError::Backend(_) => Status::internal(message),
+    }
+}
+
+impl<A: Authenticator, E: EvidenceStore> Inner<A, E> {
+    /// Validates, stores evidence bytes, and queues one statement.
+    async fn submit(
+        &self,
+        field: &str,
+        principal: &Principal,
+        statement: Option<EvidenceStatement>,
+    ) -> Result<oneshot::Receiver<Answer>, Status> {
+        let statement = accept(field, statement, principal, now_ms())?;
+        if let Some(content) = &statement.content {
+            self.evidence
+                .put_evidence(statement.entry.digest, content)
+                .await
+                .map_err(storage_status)?;
+        }
+        self.batcher.submit(NewEntry {
+            entry: statement.bytes,
+            dedup_key: statement.dedup_key,
+        })
+    }
+}
+
+async fn answered(answer: oneshot::Receiver<Answer>) -> Answer {
+    answer
+        .await
+        .unwrap_or_else(|_| Err(Status::unavailable("ingest stopped before answering")))
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<AppendStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
+    async fn append(
+        &self,
+        request: Request<AppendRequest>,
+    ) -> Result<Response<AppendResponse>, Status> {
+        let principal = self.inner.auth.authenticate(request.metadata())?;
+        let answer = self
+            .inner
+            .submit("statement", &principal, request.into_inner().statement)
+            .await?;
+        let (receipt, duplicate) = answered(answer).await?;
+        Ok(Response::new(AppendResponse {
+            receipt: Some(receipt),
+            duplicate,
+        }))
+    }
+
+    type AppendStreamStream = ResponseStream;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<AppendStreamRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let principal = self.inner.auth.authenticate(request.metadata())?;
+        let mut requests = request.into_inner();
+        let (out, responses) = mpsc::channel(STREAM_WINDOW);
+        // Pending answers in request order; its bound is the stream's
+        // window: when full, reading stops.
+        let (pending_tx, mut pending) =
+            mpsc::channel::<(u64, Result<oneshot::Receiver<Answer>, Status>)>(STREAM_WINDOW);
+        let inner = Arc::clone(&self.inner);
+        let reader_out = out.clone();
+        tokio::spawn(async move {
+            loop {
+                match requests.message().await {
+                    Ok(Some(r)) => {
+                        let queued = inner.submit("statement", &principal, r.statement).await;
+                        if pending_tx.send((r.request_id, queued)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = reader_out.send(Err(status)).await;
+                        break;
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some((request_id, queued)) = pending.recv().await {
+                let outcome = match queued {
+                    Ok(answer) => answered(answer).await,
+                    Err(status) => Err(status),
+                };
+                let response = match outcome {
+                    Ok((receipt, duplicate)) => AppendStreamResponse {
+                        request_id,
+                        outcome: Some(Outcome::Receipt(receipt)),
+                        duplicate,
+                    },
+                    Err(status) => AppendStreamResponse {
+                        request_id,
+                        outcome: Some(Outcome::Error(AppendError {
+                            code: status.code() as i32,
+                            message: status.message().to_string(),
+                        })),
+                        duplicate: false,
+                    },
+                };
+                if out.send(Ok(response)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+    }
+}

@@ -1,0 +1,345 @@
+//! Ingest on a real gRPC server (port 0), in front of a real tree and
+//! signer on the embedded store: authentication, validation, receipts,
+//! retries, streaming, evidence upload and pushback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use evault_core::hash::sha256;
+use evault_core::{EvidenceEntry, Hash, Receipt, SigningKey, VerifierKey};
+use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc, SequenceBatch, serve};
+use evault_proto::v1::append_stream_response::Outcome;
+use evault_proto::v1::ingest_service_client::IngestServiceClient;
+use evault_proto::v1::{
+    AppendRequest, AppendStreamRequest, EvidenceStatement, Label, Receipt as WireReceipt,
+};
+use evault_signer::CheckpointSigner;
+use evault_storage::EvidenceStore;
+use evault_storage::embedded::EmbeddedStore;
+use evault_tree::{NewEntry, SequencedBatch, Sequencer};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+const ORIGIN: &str = "vault.example/ingest-test";
+const TOKEN: &str = "test-token-0123456789";
+
+type Tree = Sequencer<EmbeddedStore, CheckpointSigner<EmbeddedStore>>;
+
+struct Vault {
+    _dir: tempfile::TempDir,
+    store: EmbeddedStore,
+    keys: Vec<VerifierKey>,
+    addr: std::net::SocketAddr,
+}
+
+/// Slows every batch down, to fill the backlog on purpose.
+struct Slow(Arc<Tree>);
+
+impl SequenceBatch for Slow {
+    async fn sequence(&self, batch: Vec<NewEntry>) -> Result<SequencedBatch, Status> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        SequenceBatch::sequence(self.0.as_ref(), batch).await
+    }
+}
+
+async fn start(config: BatchConfig, slow: bool) -> Vault {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+    let keys = vec![key.verifier_key().clone()];
+    let signer = CheckpointSigner::new(ORIGIN, vec![key], store.clone()).expect("signer");
+    let tree = Arc::new(
+        Sequencer::open(ORIGIN, store.clone(), signer)
+            .await
+            .expect("tree"),
+    );
+    let batcher = if slow {
+        Batcher::start(Arc::new(Slow(tree)), config)
+    } else {
+        Batcher::start(tree, config)
+    };
+    let ingest = IngestGrpc::new(DevToken::new(TOKEN, "dev"), store.clone(), batcher);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, ingest, std::future::pending()));
+    Vault {
+        _dir: dir,
+        store,
+        keys,
+        addr,
+    }
+}
+
+async fn client(vault: &Vault) -> IngestServiceClient<Channel> {
+    IngestServiceClient::connect(format!("http://{}", vault.addr))
+        .await
+        .expect("connect")
+}
+
+fn authed<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    request
+}
+
+fn statement(n: u32) -> EvidenceStatement {
+    let content = format!("evidence number {n}").into_bytes();
+    EvidenceStatement {
+        sha256: sha256(&content).to_vec(),
+        size: content.len() as u64,
+        media_type: "text/plain".into(),
+        name: format!("e{n}.txt"),
+        labels: vec![Label {
+            key: "case".into(),
+            value: "IR-9".into(),
+        }],
+        content: None,
+    }
+}
+
+fn verify(vault: &Vault, receipt: &WireReceipt) -> EvidenceEntry {
+    let receipt = Receipt {
+        extra: Some(receipt.entry.clone()),
+        index: receipt.index,
+        proof: receipt
+            .inclusion_proof
+            .iter()
+            .map(|h| Hash::from_slice(h).expect("32 bytes"))
+            .collect(),
+        checkpoint: receipt.checkpoint.clone(),
+    };
+    let verified = receipt
+        .verify(&vault.keys, Some(ORIGIN))
+        .expect("receipt verifies");
+    EvidenceEntry::decode(&verified.entry).expect("evidence entry")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_a_valid_token() {
+    let vault = start(BatchConfig::default(), false).await;
+    let mut client = client(&vault).await;
+    let anonymous = client
+        .append(AppendRequest {
+            statement: Some(statement(1)),
+        })
+        .await
+        .expect_err("anonymous write");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let mut forged = Request::new(AppendRequest {
+        statement: Some(statement(1)),
+    });
+    forged
+        .metadata_mut()
+        .insert("authorization", "Bearer guess".parse().expect("header"));
+    assert_eq!(
+        client.append(forged).await.expect_err("bad token").code(),
+        Code::Unauthenticated
+    );
+    let stream = client
+        .append_stream(tokio_stream::iter(vec![AppendStreamRequest {
+            request_id: 1,
+            statement: Some(statement(1)),
+        }]))
+        .await
+        .expect_err("anonymous stream");
+    assert_eq!(stream.code(), Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_returns_a_receipt_and_a_retry_the_original() {
+    let vault = start(BatchConfig::default(), false).await;
+    let mut client = client(&vault).await;
+    let first = client
+        .append(authed(AppendRequest {
+            statement: Some(statement(1)),
+        }))
+        .await
+        .expect("append")
+        .into_inner();
+    assert!(!first.duplicate);
+    let receipt = first.receipt.expect("receipt");
+    let entry = verify(&vault, &receipt);
+    assert_eq!(entry.principal, "dev");
+    assert_eq!(entry.name.as_deref(), Some("e1.txt"));
+
+    let retry = client
+        .append(authed(AppendRequest {
+            statement: Some(statement(1)),
+        }))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert!(retry.duplicate);
+    let again = retry.receipt.expect("receipt");
+    assert_eq!((again.index, &again.entry), (receipt.index, &receipt.entry));
+    verify(&vault, &again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_statements_name_the_field_and_log_nothing() {
+    let vault = start(BatchConfig::default(), false).await;
+    let mut client = client(&vault).await;
+    let mut bad = statement(1);
+    bad.labels.push(Label {
+        key: "case".into(),
+        value: "again".into(),
+    });
+    let status = client
+        .append(authed(AppendRequest {
+            statement: Some(bad),
+        }))
+        .await
+        .expect_err("repeated label");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("statement.labels[1].key:"),
+        "{}",
+        status.message()
+    );
+    let status = client
+        .append(authed(AppendRequest { statement: None }))
+        .await
+        .expect_err("missing");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    use evault_storage::LogStore;
+    assert_eq!(vault.store.head(ORIGIN).await.expect("head").size, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_evidence_is_checked_and_stored() {
+    let vault = start(BatchConfig::default(), false).await;
+    let mut client = client(&vault).await;
+    let content = b"%PDF-1.7 incident report".to_vec();
+    let mut s = statement(1);
+    s.sha256 = sha256(&content).to_vec();
+    s.size = content.len() as u64;
+    s.content = Some(content.clone());
+    client
+        .append(authed(AppendRequest {
+            statement: Some(s.clone()),
+        }))
+        .await
+        .expect("append");
+    assert_eq!(
+        vault
+            .store
+            .evidence(sha256(&content))
+            .await
+            .expect("stored"),
+        Some(content)
+    );
+
+    s.content = Some(b"something else of another size".to_vec());
+    let status = client
+        .append(authed(AppendRequest { statement: Some(s) }))
+        .await
+        .expect_err("mismatch");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("statement.content:"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_answers_every_request_in_order() {
+    let vault = start(BatchConfig::default(), false).await;
+    let mut client = client(&vault).await;
+    let requests: Vec<AppendStreamRequest> = (0..3000u32)
+        .map(|n| {
+            let mut s = statement(n);
+            if n == 1234 {
+                s.sha256.clear();
+            }
+            AppendStreamRequest {
+                request_id: u64::from(n) * 10,
+                statement: Some(s),
+            }
+        })
+        .collect();
+    let mut responses = client
+        .append_stream(authed(tokio_stream::iter(requests)))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut seen = 0u64;
+    let mut indices = std::collections::BTreeSet::new();
+    while let Some(response) = responses.message().await.expect("response") {
+        assert_eq!(
+            response.request_id,
+            seen * 10,
+            "answers come in request order"
+        );
+        match response.outcome.expect("outcome") {
+            Outcome::Receipt(receipt) => {
+                assert_ne!(seen, 1234);
+                if seen % 97 == 0 {
+                    verify(&vault, &receipt);
+                }
+                assert!(indices.insert(receipt.index), "index handed out twice");
+            }
+            Outcome::Error(error) => {
+                assert_eq!(seen, 1234);
+                assert_eq!(error.code, Code::InvalidArgument as i32);
+                assert!(
+                    error.message.starts_with("statement.sha256:"),
+                    "{}",
+                    error.message
+                );
+            }
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 3000);
+    assert_eq!(indices.len(), 2999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_backlog_pushes_back_with_retry_advice() {
+    let config = BatchConfig {
+        max_batch: 1,
+        max_age: Duration::from_millis(1),
+        backlog: 1,
+    };
+    let vault = start(config, true).await;
+    let calls = (0..6u32).map(|n| {
+        let addr = vault.addr;
+        tokio::spawn(async move {
+            let mut client = IngestServiceClient::connect(format!("http://{addr}"))
+                .await
+                .expect("connect");
+            client
+                .append(authed(AppendRequest {
+                    statement: Some(statement(n)),
+                }))
+                .await
+        })
+    });
+    let mut pushed_back = 0;
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.expect("join") {
+            Ok(_) => {}
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert_eq!(
+                    status
+                        .metadata()
+                        .get("grpc-retry-pushback-ms")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("100")
+                );
+                pushed_back += 1;
+            }
+        }
+    }
+    assert!(
+        pushed_back > 0,
+        "six concurrent appends into a backlog of one never pushed back"
+    );
+}
