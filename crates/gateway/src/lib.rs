@@ -1,10 +1,49 @@
-//! The vault's **gateway** role: the public edge.
+//! The vault's **gateway** role: the public edge, on one port.
 //!
-//! Gateway serves native gRPC and gRPC-web on one port, forwarding
-//! `IngestService` and `TreeService` calls, and the C2SP tlog-tiles HTTP
-//! read API (paths as [`evault_core::TilePath`] parses them), health and
-//! metrics.
+//! - native gRPC for `IngestService` and `TreeService`: served in process
+//!   by `evault up`, or forwarded to the ingest and tree roles
+//!   ([`IngestProxy`], [`TreeProxy`]) by `evault serve gateway`;
+//! - the C2SP tlog-tiles HTTP read API ([`TileApi`]): `/checkpoint`
+//!   (`no-cache`), `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`
+//!   (cacheable forever), only within the latest published checkpoint;
+//! - gRPC health (`grpc.health.v1.Health`).
 //!
-//! This crate reserves the role's place in the workspace; the server is
-//! not built yet, so the crate exports nothing. It will never write to the
-//! log's storage or hold a key.
+//! The gateway reads the log's storage for tiles but never writes to it,
+//! and holds no key.
+
+mod proxy;
+mod tiles;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic_health::ServingStatus;
+
+pub use proxy::{IngestProxy, TreeProxy};
+pub use tiles::TileApi;
+
+/// The public services, reported healthy while the gateway serves.
+const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"];
+
+/// Serves `grpc` (the public services), gRPC health and the HTTP routes
+/// `http` on `listener`, until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    grpc: tonic::service::Routes,
+    http: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for service in SERVICES {
+        reporter
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let router = grpc.add_service(health).into_axum_router().merge(http);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -47,8 +47,13 @@ impl<S, P> Clone for TreeGrpc<S, P> {
 impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
     /// Serves `sequencer` and `reader`, which must be of the same log.
     pub fn new(sequencer: Sequencer<S, P>, reader: LogReader<S>) -> Self {
+        Self::from_shared(Arc::new(sequencer), reader)
+    }
+
+    /// Serves a sequencer shared with an in-process ingest.
+    pub fn from_shared(sequencer: Arc<Sequencer<S, P>>, reader: LogReader<S>) -> Self {
         TreeGrpc {
-            sequencer: Arc::new(sequencer),
+            sequencer,
             reader: Arc::new(reader),
         }
     }

@@ -1,0 +1,286 @@
+//! The gateway on a real port, in front of real ingest, tree and signer:
+//! in process (as `evault up` runs it) and forwarding to separate servers
+//! (as `evault serve gateway` runs it). Appends go through it, the
+//! tlog-tiles API serves the log with the right headers, and a full audit
+//! of the log over HTTP passes.
+
+use std::sync::Arc;
+
+use evault_core::hash::sha256;
+use evault_core::tile::{BundleId, TileId};
+use evault_core::{Hash, LogSource, Receipt, SigningKey, VerifierKey, audit};
+use evault_gateway::{IngestProxy, TileApi, TreeProxy, serve};
+use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc};
+use evault_proto::v1::ingest_service_client::IngestServiceClient;
+use evault_proto::v1::ingest_service_server::IngestServiceServer;
+use evault_proto::v1::tree_service_client::TreeServiceClient;
+use evault_proto::v1::tree_service_server::TreeServiceServer;
+use evault_proto::v1::{
+    AppendRequest, AppendStreamRequest, EvidenceStatement, GetCheckpointRequest,
+};
+use evault_signer::CheckpointSigner;
+use evault_storage::embedded::EmbeddedStore;
+use evault_tree::{LogReader, Sequencer, TreeGrpc};
+use tonic::Request;
+
+const ORIGIN: &str = "vault.example/gateway-test";
+const TOKEN: &str = "gateway-test-token";
+
+struct Vault {
+    _dir: tempfile::TempDir,
+    keys: Vec<VerifierKey>,
+    base: String,
+}
+
+async fn listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, format!("http://{addr}"))
+}
+
+/// Starts the roles; with `separate`, tree and ingest get their own ports
+/// and the gateway forwards to them.
+async fn start(separate: bool) -> Vault {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+    let keys = vec![key.verifier_key().clone()];
+    let signer = CheckpointSigner::new(ORIGIN, vec![key], store.clone()).expect("signer");
+    let sequencer = Arc::new(
+        Sequencer::open(ORIGIN, store.clone(), signer)
+            .await
+            .expect("tree"),
+    );
+    let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
+    let ingest = IngestGrpc::new(DevToken::new(TOKEN, "dev"), store.clone(), batcher);
+    let tree = TreeGrpc::from_shared(sequencer, LogReader::new(ORIGIN, store.clone()));
+    let grpc = if separate {
+        let (tree_listener, tree_url) = listener().await;
+        tokio::spawn(evault_tree::serve(
+            tree_listener,
+            tree,
+            std::future::pending(),
+        ));
+        let (ingest_listener, ingest_url) = listener().await;
+        tokio::spawn(evault_ingest::serve(
+            ingest_listener,
+            ingest,
+            std::future::pending(),
+        ));
+        tonic::service::Routes::new(IngestServiceServer::new(
+            IngestProxy::new(&ingest_url).expect("proxy"),
+        ))
+        .add_service(TreeServiceServer::new(
+            TreeProxy::new(&tree_url).expect("proxy"),
+        ))
+    } else {
+        tonic::service::Routes::new(ingest.into_service()).add_service(TreeServiceServer::new(tree))
+    };
+    let (gateway_listener, base) = listener().await;
+    let tiles = TileApi::new(ORIGIN, store).routes();
+    tokio::spawn(serve(gateway_listener, grpc, tiles, std::future::pending()));
+    Vault {
+        _dir: dir,
+        keys,
+        base,
+    }
+}
+
+fn statement(n: u32) -> EvidenceStatement {
+    let content = format!("gateway evidence {n}");
+    EvidenceStatement {
+        sha256: sha256(content.as_bytes()).to_vec(),
+        size: content.len() as u64,
+        media_type: "text/plain".into(),
+        name: String::new(),
+        labels: vec![],
+        content: None,
+    }
+}
+
+fn authed<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    request
+}
+
+/// The log over HTTP, for the core's audit.
+struct Http(String);
+
+impl Http {
+    fn get(&self, path: &str) -> Result<(Vec<u8>, String, String), String> {
+        let mut response = ureq::get(&format!("{}/{path}", self.0))
+            .call()
+            .map_err(|e| e.to_string())?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (content_type, cache) = (header("content-type"), header("cache-control"));
+        let body = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok((body, content_type, cache))
+    }
+}
+
+impl LogSource for Http {
+    type Error = String;
+    fn checkpoint(&mut self) -> Result<Vec<u8>, String> {
+        self.get("checkpoint").map(|r| r.0)
+    }
+    fn tile(&mut self, tile: TileId) -> Result<Vec<u8>, String> {
+        self.get(&tile.path()).map(|r| r.0)
+    }
+    fn bundle(&mut self, bundle: BundleId) -> Result<Vec<u8>, String> {
+        self.get(&bundle.path()).map(|r| r.0)
+    }
+}
+
+async fn appends_go_through_and_the_log_is_served_as_tiles(separate: bool) {
+    let vault = start(separate).await;
+    let mut ingest = IngestServiceClient::connect(vault.base.clone())
+        .await
+        .expect("connect");
+    let answer = ingest
+        .append(authed(AppendRequest {
+            statement: Some(statement(0)),
+        }))
+        .await
+        .expect("append through the gateway")
+        .into_inner();
+    let wire = answer.receipt.expect("receipt");
+    let receipt = Receipt {
+        extra: Some(wire.entry),
+        index: wire.index,
+        proof: wire
+            .inclusion_proof
+            .iter()
+            .map(|h| Hash::from_slice(h).expect("hash"))
+            .collect(),
+        checkpoint: wire.checkpoint,
+    };
+    receipt
+        .verify(&vault.keys, Some(ORIGIN))
+        .expect("receipt verifies");
+
+    let requests: Vec<AppendStreamRequest> = (1..600u32)
+        .map(|n| AppendStreamRequest {
+            request_id: u64::from(n),
+            statement: Some(statement(n)),
+        })
+        .collect();
+    let mut responses = ingest
+        .append_stream(authed(tokio_stream::iter(requests)))
+        .await
+        .expect("stream through the gateway")
+        .into_inner();
+    let mut answered = 0;
+    while let Some(r) = responses.message().await.expect("response") {
+        assert!(matches!(
+            r.outcome,
+            Some(evault_proto::v1::append_stream_response::Outcome::Receipt(
+                _
+            ))
+        ));
+        answered += 1;
+    }
+    assert_eq!(answered, 599);
+
+    let mut tree = TreeServiceClient::connect(vault.base.clone())
+        .await
+        .expect("connect");
+    let latest = tree
+        .get_checkpoint(GetCheckpointRequest {})
+        .await
+        .expect("checkpoint")
+        .into_inner();
+    assert_eq!(latest.checkpoint.expect("checkpoint").size, 600);
+
+    let base = vault.base.clone();
+    let keys = vault.keys.clone();
+    tokio::task::spawn_blocking(move || {
+        let http = Http(base);
+        let (note, content_type, cache) = http.get("checkpoint").expect("checkpoint");
+        assert_eq!(content_type, "text/plain; charset=utf-8");
+        assert_eq!(cache, "no-cache");
+        evault_core::open_checkpoint(&note, &keys, Some(ORIGIN)).expect("checkpoint verifies");
+        for path in [
+            "tile/0/000",
+            "tile/entries/001",
+            "tile/0/002.p/88",
+            "tile/0/001.p/3",
+        ] {
+            let (_, content_type, cache) = http.get(path).expect(path);
+            assert_eq!(content_type, "application/octet-stream", "{path}");
+            assert_eq!(cache, "public, max-age=31536000, immutable", "{path}");
+        }
+        for missing in [
+            "tile/0/002.p/89",
+            "tile/0/003.p/1",
+            "tile/entries/002",
+            "tile/0/0",
+            "tile/9/000",
+        ] {
+            let error = http.get(missing).expect_err(missing);
+            assert!(error.contains("404"), "{missing}: {error}");
+        }
+        let report = audit(
+            &mut Http(http.0.clone()),
+            &keys,
+            Some(ORIGIN),
+            None,
+            &mut |_, _| {},
+        )
+        .expect("audit");
+        assert_eq!(report.checkpoint.size, 600);
+        assert_eq!((report.bundles, report.tiles), (3, 4));
+    })
+    .await
+    .expect("http checks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_gateway_serves_appends_and_tiles() {
+    appends_go_through_and_the_log_is_served_as_tiles(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_gateway_serves_appends_and_tiles() {
+    appends_go_through_and_the_log_is_served_as_tiles(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reports_health() {
+    let vault = start(false).await;
+    let channel = tonic::transport::Channel::from_shared(vault.base.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "evault.v1.IngestService", "evault.v1.TreeService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+}
