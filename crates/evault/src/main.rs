@@ -1,20 +1,35 @@
 //! `evault`: the Merkle Evidence Vault's command.
 //!
-//! Offline commands that need no server: `verify` checks a receipt,
-//! `fsck` audits a whole published log, `proof` builds the receipt of one
-//! entry of a published log, `keygen` creates a log signing key.
-//! The binary only parses flags and reports; the checking is
-//! `evault-core`'s and the key files are `evault-signer`'s.
+//! - Servers: `up` runs every role in one process; `serve <role>` one role
+//!   per process; `migrate` applies the PostgreSQL schema.
+//! - Clients of a running vault: `append`, `checkpoint`, `proof`,
+//!   `consistency`.
+//! - Offline, no server needed: `verify` checks a receipt, `fsck` audits a
+//!   whole published log, `proof --log` builds a receipt from one, `keygen`
+//!   creates a log signing key.
 //!
-//! Exit status: 0 when what was checked is valid, 1 when it is invalid,
-//! 2 when the command could not run as asked (bad flags, unreadable input).
+//! The binary parses flags, wires the library crates together and reports;
+//! the logic lives in those crates.
+//!
+//! Exit status: 0 when what was checked is valid (or the command did what
+//! it was asked), 1 when it is invalid (or some appends were refused), 2
+//! when the command could not run as asked (bad flags, unreadable input,
+//! an unreachable server).
 
+mod append;
+mod checkpoint;
+mod client;
+mod digest;
 mod fsck;
+mod json;
 mod keygen;
 mod keys;
 mod outcome;
 mod proof;
+mod serve;
 mod source;
+mod up;
+mod vault;
 mod verify;
 
 use std::process::ExitCode;
@@ -26,7 +41,9 @@ use crate::outcome::Failure;
 /// The Merkle Evidence Vault: tamper-evident receipts for evidence.
 #[derive(Parser)]
 #[command(name = "evault", version, about, long_about = None)]
-#[command(after_help = "Exit status: 0 valid, 1 invalid, 2 usage or unreadable input.")]
+#[command(
+    after_help = "Exit status: 0 valid, 1 invalid, 2 usage error, unreadable input or unreachable server."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,18 +51,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Up(up::UpArgs),
+    Serve(serve::ServeArgs),
+    Migrate(serve::MigrateArgs),
+    Append(append::AppendArgs),
+    Checkpoint(checkpoint::CheckpointArgs),
+    Consistency(checkpoint::ConsistencyArgs),
+    Proof(proof::ProofArgs),
     Verify(verify::VerifyArgs),
     Fsck(fsck::FsckArgs),
-    Proof(proof::ProofArgs),
     Keygen(keygen::KeygenArgs),
+}
+
+/// Server logs on standard error, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Migrate(args) => serve::migrate(args),
+        Command::Append(args) => append::run(args),
+        Command::Checkpoint(args) => checkpoint::checkpoint(args),
+        Command::Consistency(args) => checkpoint::consistency(args),
+        Command::Proof(args) => proof::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
-        Command::Proof(args) => proof::run(args),
         Command::Keygen(args) => keygen::run(args),
     };
     match result {

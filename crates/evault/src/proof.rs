@@ -8,21 +8,28 @@ use evault_core::{
     Checkpoint, LogSource, Note, Receipt, TreeReader, leaf_hash, parse_bundle, verify_inclusion,
 };
 
-use crate::outcome::{Outcome, invalid, usage};
+use evault_proto::v1::get_inclusion_proof_request::Leaf;
+use evault_proto::v1::{GetEntriesRequest, GetInclusionProofRequest};
+
+use crate::client::{ServerArgs, rpc_failure};
+use crate::outcome::{Failure, Outcome, invalid, usage};
 use crate::source::Source;
 
-/// Build the receipt (`.tlog-proof`) of one entry of a published log.
+/// Build the receipt (`.tlog-proof`) of one entry of a log.
 ///
-/// Reads the log's checkpoint, the entry's bundle and the tiles its
-/// inclusion proof needs, from a directory or an HTTP base URL in the C2SP
-/// tlog-tiles layout, and writes a receipt carrying the entry. Anyone can
-/// then check it offline with `evault verify`.
+/// Asks the vault at --server for the entry and its inclusion proof in the
+/// latest checkpoint; or, with --log, reads a published log in the C2SP
+/// tlog-tiles layout (a directory or an HTTP base URL): its checkpoint, the
+/// entry's bundle and the tiles the proof needs. Either way the receipt
+/// carries the entry, and anyone can check it offline with `evault verify`.
 #[derive(Args, Debug)]
 pub(crate) struct ProofArgs {
-    /// The log: a directory holding `checkpoint` and `tile/`, or an
-    /// `http://` / `https://` base URL.
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Read a published tile log instead of asking the vault: a directory
+    /// holding `checkpoint` and `tile/`, or an `http://` / `https://` base URL.
     #[arg(long, value_name = "DIR_OR_URL")]
-    log: String,
+    log: Option<String>,
     /// Index of the entry, from 0.
     #[arg(long)]
     index: u64,
@@ -32,62 +39,10 @@ pub(crate) struct ProofArgs {
 }
 
 pub(crate) fn run(args: ProofArgs) -> Outcome {
-    let mut source = Source::open(&args.log)?;
-    let note = source
-        .checkpoint()
-        .map_err(|e| source.failure(&args.log, format!("checkpoint: {e}")))?;
-    let checkpoint = Note::parse(&note)
-        .map_err(|e| invalid(format!("{}: checkpoint: {e}", args.log)))
-        .and_then(|n| {
-            Checkpoint::parse(n.text())
-                .map_err(|e| invalid(format!("{}: checkpoint: {e}", args.log)))
-        })?;
-    if args.index >= checkpoint.size {
-        return Err(usage(format!(
-            "--index {}: the log has {} entries",
-            args.index, checkpoint.size
-        )));
-    }
-
-    let first = args.index - args.index % TILE_WIDTH;
-    let bundle = BundleId {
-        index: args.index / TILE_WIDTH,
-        width: (checkpoint.size - first).min(TILE_WIDTH) as u16,
+    let receipt = match &args.log {
+        Some(log) => from_tiles(log, args.index)?,
+        None => from_server(&args.server, args.index)?,
     };
-    let bytes = source
-        .bundle(bundle)
-        .map_err(|e| source.failure(&args.log, format!("{}: {e}", bundle.path())))?;
-    let entry = parse_bundle(&bytes, Some(usize::from(bundle.width)))
-        .map_err(|e| invalid(format!("{}: {}: {e}", args.log, bundle.path())))?
-        [(args.index - first) as usize]
-        .to_vec();
-
-    let proof = TreeReader::new(checkpoint.size, &mut source)
-        .inclusion_proof(args.index, checkpoint.size)
-        .map_err(|e| invalid(format!("{}: {e}", args.log)))?;
-    // A log whose tiles do not lead to its own checkpoint would hand out a
-    // receipt that fails; say so here instead.
-    verify_inclusion(
-        args.index,
-        checkpoint.size,
-        leaf_hash(&entry).as_bytes(),
-        &proof,
-        checkpoint.root.as_bytes(),
-    )
-    .map_err(|e| {
-        invalid(format!(
-            "{}: the log's tiles disagree with its checkpoint: {e}",
-            args.log
-        ))
-    })?;
-
-    let receipt = Receipt {
-        extra: Some(entry),
-        index: args.index,
-        proof,
-        checkpoint: note,
-    }
-    .to_bytes();
     match &args.out {
         Some(path) => {
             std::fs::write(path, receipt).map_err(|e| usage(format!("{}: {e}", path.display())))?;
@@ -105,4 +60,104 @@ pub(crate) fn run(args: ProofArgs) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// The receipt of entry `index` in the vault's latest checkpoint.
+fn from_server(server: &ServerArgs, index: u64) -> Result<Vec<u8>, Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
+    runtime.block_on(async {
+        let mut tree = server.tree().await?;
+        let answer = tree
+            .get_inclusion_proof(GetInclusionProofRequest {
+                leaf: Some(Leaf::Index(index)),
+                tree_size: 0,
+            })
+            .await
+            .map_err(|s| rpc_failure(&format!("--index {index}"), &s))?
+            .into_inner();
+        let entry = tree
+            .get_entries(GetEntriesRequest {
+                start: index,
+                count: 1,
+            })
+            .await
+            .map_err(|s| rpc_failure(&format!("entry {index}"), &s))?
+            .into_inner()
+            .entries
+            .pop()
+            .filter(|e| e.index == index)
+            .ok_or_else(|| invalid(format!("the vault did not return entry {index}")))?;
+        let proof = answer
+            .inclusion_proof
+            .iter()
+            .map(|h| evault_core::Hash::from_slice(h))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("the vault sent a proof hash that is not 32 bytes"))?;
+        Ok(Receipt {
+            extra: Some(entry.entry),
+            index,
+            proof,
+            checkpoint: answer.checkpoint.map(|c| c.note).unwrap_or_default(),
+        }
+        .to_bytes())
+    })
+}
+
+/// The receipt of entry `index` of the tile log at `log`.
+fn from_tiles(log: &str, index: u64) -> Result<Vec<u8>, Failure> {
+    let mut source = Source::open(log)?;
+    let note = source
+        .checkpoint()
+        .map_err(|e| source.failure(log, format!("checkpoint: {e}")))?;
+    let checkpoint = Note::parse(&note)
+        .map_err(|e| invalid(format!("{}: checkpoint: {e}", log)))
+        .and_then(|n| {
+            Checkpoint::parse(n.text()).map_err(|e| invalid(format!("{}: checkpoint: {e}", log)))
+        })?;
+    if index >= checkpoint.size {
+        return Err(usage(format!(
+            "--index {}: the log has {} entries",
+            index, checkpoint.size
+        )));
+    }
+
+    let first = index - index % TILE_WIDTH;
+    let bundle = BundleId {
+        index: index / TILE_WIDTH,
+        width: (checkpoint.size - first).min(TILE_WIDTH) as u16,
+    };
+    let bytes = source
+        .bundle(bundle)
+        .map_err(|e| source.failure(log, format!("{}: {e}", bundle.path())))?;
+    let entry = parse_bundle(&bytes, Some(usize::from(bundle.width)))
+        .map_err(|e| invalid(format!("{}: {}: {e}", log, bundle.path())))?
+        [(index - first) as usize]
+        .to_vec();
+
+    let proof = TreeReader::new(checkpoint.size, &mut source)
+        .inclusion_proof(index, checkpoint.size)
+        .map_err(|e| invalid(format!("{}: {e}", log)))?;
+    // A log whose tiles do not lead to its own checkpoint would hand out a
+    // receipt that fails; say so here instead.
+    verify_inclusion(
+        index,
+        checkpoint.size,
+        leaf_hash(&entry).as_bytes(),
+        &proof,
+        checkpoint.root.as_bytes(),
+    )
+    .map_err(|e| {
+        invalid(format!(
+            "{}: the log's tiles disagree with its checkpoint: {e}",
+            log
+        ))
+    })?;
+
+    Ok(Receipt {
+        extra: Some(entry),
+        index,
+        proof,
+        checkpoint: note,
+    }
+    .to_bytes())
 }

@@ -1,13 +1,10 @@
 //! `evault verify`: check a receipt offline.
 
-use std::fs::File;
-use std::io::Read as _;
 use std::path::PathBuf;
 
 use clap::Args;
 use evault_core::hash::hex;
 use evault_core::{EvidenceEntry, Receipt};
-use sha2::{Digest as _, Sha256};
 
 use crate::keys::TrustedKeys;
 use crate::outcome::{Outcome, invalid, usage};
@@ -49,7 +46,8 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
                 "{name}: the logged entry is not an evidence entry ({e})"
             ))
         })?;
-        let (digest, size) = digest_file(path)?;
+        let (digest, size, _) = crate::digest::digest_file(path, false)
+            .map_err(|e| usage(format!("--evidence {}: {e}", path.display())))?;
         if digest != entry.digest {
             return Err(invalid(format!(
                 "{}: SHA-256 {} does not match the logged {}",
@@ -107,27 +105,9 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
     Ok(())
 }
 
-/// SHA-256 and size of a file, streamed.
-fn digest_file(path: &std::path::Path) -> Result<([u8; 32], u64), crate::outcome::Failure> {
-    let fail = |e: std::io::Error| usage(format!("--evidence {}: {e}", path.display()));
-    let mut file = File::open(path).map_err(fail)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(fail)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hasher.finalize().into(), size))
-}
-
 /// Milliseconds since the Unix epoch as RFC 3339 UTC, e.g.
 /// `2026-11-29T13:52:21.123Z`.
-fn format_utc_ms(ms: u64) -> String {
+pub(crate) fn format_utc_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let days = secs / 86_400;
     let rem = secs % 86_400;

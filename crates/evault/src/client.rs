@@ -1,0 +1,80 @@
+//! What the client commands share: the server to talk to and the token.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use evault_proto::v1::ingest_service_client::IngestServiceClient;
+use evault_proto::v1::tree_service_client::TreeServiceClient;
+use tonic::transport::Channel;
+
+use crate::outcome::{Failure, usage};
+
+/// Where `evault up` listens, and so where clients go, by default.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+
+/// Largest answer a client accepts: a page of entries.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// The vault to talk to.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ServerArgs {
+    /// The vault's gateway.
+    #[arg(long, env = "EVAULT_SERVER", default_value = "http://127.0.0.1:7400")]
+    pub(crate) server: String,
+}
+
+impl ServerArgs {
+    async fn channel(&self) -> Result<Channel, Failure> {
+        Channel::from_shared(self.server.clone())
+            .map_err(|e| usage(format!("--server {}: {e}", self.server)))?
+            .connect()
+            .await
+            .map_err(|e| usage(format!("--server {}: cannot connect: {e}", self.server)))
+    }
+
+    pub(crate) async fn tree(&self) -> Result<TreeServiceClient<Channel>, Failure> {
+        Ok(TreeServiceClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE))
+    }
+
+    pub(crate) async fn ingest(&self) -> Result<IngestServiceClient<Channel>, Failure> {
+        Ok(IngestServiceClient::new(self.channel().await?).max_encoding_message_size(MAX_MESSAGE))
+    }
+}
+
+/// The writer's credentials.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct TokenArgs {
+    /// File holding the bearer token (what `evault up` writes).
+    #[arg(
+        long,
+        env = "EVAULT_TOKEN_FILE",
+        default_value = "evault-data/dev-token"
+    )]
+    token_file: PathBuf,
+    /// The bearer token itself, instead of --token-file.
+    #[arg(long, env = "EVAULT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl TokenArgs {
+    /// The `authorization` header value.
+    pub(crate) fn header(
+        &self,
+    ) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Failure> {
+        let token = match &self.token {
+            Some(token) => token.trim().to_string(),
+            None => std::fs::read_to_string(&self.token_file)
+                .map_err(|e| usage(format!("--token-file {}: {e}", self.token_file.display())))?
+                .trim()
+                .to_string(),
+        };
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|_| usage("the token is not printable ASCII"))
+    }
+}
+
+/// A gRPC failure as the command reports it.
+pub(crate) fn rpc_failure(what: &str, status: &tonic::Status) -> Failure {
+    usage(format!("{what}: {:?}: {}", status.code(), status.message()))
+}

@@ -1,0 +1,201 @@
+//! `evault serve <role>` and `evault migrate`: one role per process, for
+//! Kubernetes and other multi-process deployments.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use evault_gateway::{IngestProxy, TileApi, TreeProxy};
+use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc, RemoteTree};
+use evault_proto::v1::ingest_service_server::IngestServiceServer;
+use evault_proto::v1::tree_service_server::TreeServiceServer;
+use evault_signer::{CheckpointSigner, KeyFile};
+use evault_tree::{LogReader, RemoteSigner, Sequencer, TreeGrpc};
+
+use crate::outcome::{Failure, Outcome, usage};
+use crate::vault::{StorageArgs, bind, shutdown_signal, with_store};
+
+/// Run one role of the vault.
+///
+/// Separate processes share state through PostgreSQL (--database-url):
+/// the embedded store belongs to a single process.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// The key: signs checkpoints that extend the last one it signed.
+    Signer(SignerArgs),
+    /// The log: sequences, integrates, publishes, serves proofs.
+    Tree(TreeArgs),
+    /// The write front: authenticates, validates, batches.
+    Ingest(IngestArgs),
+    /// The public edge: gRPC forwarded to ingest and tree, and the tile API.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Args, Debug)]
+struct SignerArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to serve SignerService on.
+    #[arg(long, env = "EVAULT_LISTEN", default_value = "127.0.0.1:7403")]
+    listen: String,
+    /// The log's origin; the key signs under this name.
+    #[arg(long, env = "EVAULT_ORIGIN")]
+    origin: String,
+    /// The signing key (PKCS#8 PEM, from `evault keygen`).
+    #[arg(long, env = "EVAULT_KEY_FILE")]
+    key_file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct TreeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to serve SequencerService and TreeService on.
+    #[arg(long, env = "EVAULT_LISTEN", default_value = "127.0.0.1:7402")]
+    listen: String,
+    /// The log's origin.
+    #[arg(long, env = "EVAULT_ORIGIN")]
+    origin: String,
+    /// The signer, e.g. `http://127.0.0.1:7403`.
+    #[arg(long, env = "EVAULT_SIGNER")]
+    signer: String,
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to serve IngestService on.
+    #[arg(long, env = "EVAULT_LISTEN", default_value = "127.0.0.1:7401")]
+    listen: String,
+    /// The log's origin.
+    #[arg(long, env = "EVAULT_ORIGIN")]
+    origin: String,
+    /// The tree, e.g. `http://127.0.0.1:7402`.
+    #[arg(long, env = "EVAULT_TREE")]
+    tree: String,
+    /// The development bearer token file writers must present.
+    #[arg(long, env = "EVAULT_TOKEN_FILE")]
+    token_file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct GatewayArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to serve the public gRPC services and the tile API on.
+    #[arg(long, env = "EVAULT_LISTEN", default_value = crate::client::DEFAULT_LISTEN)]
+    listen: String,
+    /// The log's origin.
+    #[arg(long, env = "EVAULT_ORIGIN")]
+    origin: String,
+    /// The ingest, e.g. `http://127.0.0.1:7401`.
+    #[arg(long, env = "EVAULT_INGEST")]
+    ingest: String,
+    /// The tree, e.g. `http://127.0.0.1:7402`.
+    #[arg(long, env = "EVAULT_TREE")]
+    tree: String,
+}
+
+/// Says where a role listens: on standard output, for whoever started it.
+fn announce(role: &str, listener: &tokio::net::TcpListener) -> Result<(), Failure> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| usage(format!("--listen: {e}")))?;
+    println!("evault serve {role}: listening on http://{addr}");
+    Ok(())
+}
+
+fn served(role: &str) -> impl FnOnce(tonic::transport::Error) -> Failure + '_ {
+    move |e| usage(format!("serving {role}: {e}"))
+}
+
+pub(crate) fn run(args: ServeArgs) -> Outcome {
+    crate::logging();
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
+    runtime.block_on(async move {
+        match args.role {
+            Role::Signer(a) => {
+                let key = KeyFile::load(&a.key_file, &a.origin).map_err(usage)?;
+                let storage = a.storage.open().await?;
+                let listener = bind(&a.listen).await?;
+                announce("signer", &listener)?;
+                with_store!(storage, store => {
+                    let signer = CheckpointSigner::new(&a.origin, vec![key], store).map_err(usage)?;
+                    evault_signer::serve(listener, signer, shutdown_signal()).await.map_err(served("signer"))
+                })
+            }
+            Role::Tree(a) => {
+                let publisher = RemoteSigner::new(&a.signer).map_err(usage)?;
+                let storage = a.storage.open().await?;
+                let listener = bind(&a.listen).await?;
+                with_store!(storage, store => {
+                    let sequencer = Sequencer::open(&a.origin, store.clone(), publisher)
+                        .await
+                        .map_err(|e| usage(format!("opening the log: {e}")))?;
+                    announce("tree", &listener)?;
+                    let tree = TreeGrpc::new(sequencer, LogReader::new(&a.origin, store));
+                    evault_tree::serve(listener, tree, shutdown_signal()).await.map_err(served("tree"))
+                })
+            }
+            Role::Ingest(a) => {
+                let auth = DevToken::from_file(&a.token_file, "dev")
+                    .map_err(|e| usage(format!("--token-file {}: {e}", a.token_file.display())))?;
+                let tree = Arc::new(RemoteTree::new(&a.tree, &a.origin).map_err(usage)?);
+                let storage = a.storage.open().await?;
+                let listener = bind(&a.listen).await?;
+                announce("ingest", &listener)?;
+                with_store!(storage, store => {
+                    let ingest = IngestGrpc::new(auth, store, Batcher::start(tree, BatchConfig::default()));
+                    evault_ingest::serve(listener, ingest, shutdown_signal()).await.map_err(served("ingest"))
+                })
+            }
+            Role::Gateway(a) => {
+                let ingest = IngestProxy::new(&a.ingest).map_err(usage)?;
+                let tree = TreeProxy::new(&a.tree).map_err(usage)?;
+                let storage = a.storage.open().await?;
+                let listener = bind(&a.listen).await?;
+                announce("gateway", &listener)?;
+                let grpc = tonic::service::Routes::new(IngestServiceServer::new(ingest))
+                    .add_service(TreeServiceServer::new(tree));
+                with_store!(storage, store => {
+                    let tiles = TileApi::new(&a.origin, store).routes();
+                    evault_gateway::serve(listener, grpc, tiles, shutdown_signal())
+                        .await
+                        .map_err(|e| usage(format!("serving gateway: {e}")))
+                })
+            }
+        }
+    })
+}
+
+/// Apply the database migrations.
+///
+/// Safe to run from several replicas at once: an advisory lock lets one
+/// apply each migration.
+#[derive(Args, Debug)]
+pub(crate) struct MigrateArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "EVAULT_DATABASE_URL")]
+    database_url: String,
+}
+
+pub(crate) fn migrate(args: MigrateArgs) -> Outcome {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
+    let applied = runtime
+        .block_on(evault_storage::postgres::migrate(&args.database_url))
+        .map_err(|e| usage(format!("--database-url: {e}")))?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        let versions: Vec<String> = applied.iter().map(u32::to_string).collect();
+        println!("applied migrations {}", versions.join(", "));
+    }
+    Ok(())
+}

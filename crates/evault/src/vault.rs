@@ -1,0 +1,241 @@
+//! Assembling the roles: storage from flags, keys and tokens from files,
+//! and the services wired to each other in one process or across several.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use evault_core::SigningKey;
+use evault_gateway::TileApi;
+use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc};
+use evault_proto::v1::tree_service_server::TreeServiceServer;
+use evault_signer::{CheckpointSigner, KeyFile, KeyFileError};
+use evault_storage::embedded::EmbeddedStore;
+use evault_storage::postgres::{PostgresStore, migrate};
+use evault_storage::{EvidenceStore, LogStore, SignerStore};
+use evault_tree::{LogReader, Sequencer, TreeGrpc};
+use tokio::net::TcpListener;
+
+use crate::outcome::{Failure, usage};
+
+/// Where the vault keeps its state: an embedded data directory, or
+/// PostgreSQL.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StorageArgs {
+    /// PostgreSQL URL (e.g. `postgres://user@host/db`); migrations are
+    /// applied on start. Without it, the embedded store in --data-dir.
+    #[arg(long, env = "EVAULT_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// Directory of the embedded store, keys and tokens.
+    #[arg(long, env = "EVAULT_DATA_DIR", default_value = "evault-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Most PostgreSQL connections per process.
+    #[arg(long, env = "EVAULT_DATABASE_CONNECTIONS", default_value_t = 16)]
+    pub(crate) database_connections: usize,
+}
+
+/// The storage chosen by flags, ready to use.
+pub(crate) enum Storage {
+    Embedded(EmbeddedStore),
+    Postgres(PostgresStore),
+}
+
+impl StorageArgs {
+    pub(crate) async fn open(&self) -> Result<Storage, Failure> {
+        match &self.database_url {
+            Some(url) => {
+                migrate(url)
+                    .await
+                    .map_err(|e| usage(format!("--database-url: {e}")))?;
+                let store = PostgresStore::connect(url, self.database_connections)
+                    .map_err(|e| usage(format!("--database-url: {e}")))?;
+                Ok(Storage::Postgres(store))
+            }
+            None => {
+                let store = EmbeddedStore::open(&self.data_dir)
+                    .map_err(|e| usage(format!("--data-dir {}: {e}", self.data_dir.display())))?;
+                Ok(Storage::Embedded(store))
+            }
+        }
+    }
+}
+
+/// Runs `f` with the chosen store, whichever it is.
+macro_rules! with_store {
+    ($storage:expr, $store:ident => $body:expr) => {
+        match $storage {
+            $crate::vault::Storage::Embedded($store) => $body,
+            $crate::vault::Storage::Postgres($store) => $body,
+        }
+    };
+}
+pub(crate) use with_store;
+
+/// Files `evault up` keeps in its data directory.
+pub(crate) struct DataDir {
+    pub(crate) dir: PathBuf,
+}
+
+impl DataDir {
+    pub(crate) fn key(&self) -> PathBuf {
+        self.dir.join("signing.key")
+    }
+    pub(crate) fn verifier_key(&self) -> PathBuf {
+        self.dir.join("verifier-key")
+    }
+    pub(crate) fn dev_token_file(&self) -> PathBuf {
+        self.dir.join("dev-token")
+    }
+    fn origin(&self) -> PathBuf {
+        self.dir.join("origin")
+    }
+
+    /// The log's origin: the one this directory already serves, which a
+    /// flag may not change; or, on first start, the flag's or the default.
+    pub(crate) fn origin_for(&self, flag: Option<&str>) -> Result<String, Failure> {
+        let path = self.origin();
+        match std::fs::read_to_string(&path) {
+            Ok(stored) => {
+                let stored = stored.trim().to_string();
+                if let Some(flag) = flag.filter(|f| *f != stored) {
+                    return Err(usage(format!(
+                        "--origin {flag:?}: {} already holds the log {stored:?}",
+                        self.dir.display()
+                    )));
+                }
+                Ok(stored)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let origin = flag.unwrap_or(DEFAULT_ORIGIN).to_string();
+                if !evault_core::note::is_valid_key_name(&origin) {
+                    return Err(usage(format!(
+                        "--origin {origin:?}: no spaces or '+' allowed"
+                    )));
+                }
+                write_file(&path, &format!("{origin}\n"), false)?;
+                Ok(origin)
+            }
+            Err(e) => Err(usage(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// The signing key, created on first start, and its verifier key file.
+    pub(crate) fn signing_key(&self, origin: &str) -> Result<SigningKey, Failure> {
+        let path = self.key();
+        let key = match KeyFile::load(&path, origin) {
+            Ok(key) => key,
+            Err(KeyFileError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                KeyFile::create(&path, origin).map_err(usage)?
+            }
+            Err(e) => return Err(usage(e)),
+        };
+        write_file(
+            &self.verifier_key(),
+            &format!("{}\n", key.verifier_key()),
+            true,
+        )?;
+        Ok(key)
+    }
+
+    /// The development token, created on first start.
+    pub(crate) fn dev_token(&self) -> Result<String, Failure> {
+        let path = self.dev_token_file();
+        match std::fs::read_to_string(&path) {
+            Ok(token) => Ok(token.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let token = random_token()?;
+                write_file(&path, &format!("{token}\n"), false)?;
+                Ok(token)
+            }
+            Err(e) => Err(usage(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+/// The origin of a log started without one.
+pub(crate) const DEFAULT_ORIGIN: &str = "vault.localhost/evidence";
+
+fn random_token() -> Result<String, Failure> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| usage("no secure random source"))?;
+    Ok(evault_core::hash::hex(&bytes))
+}
+
+/// Writes `text` to `path`, readable by others only when `public`.
+fn write_file(path: &Path, text: &str, public: bool) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if public { 0o644 } else { 0o600 });
+    let mut file = options
+        .open(path)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+/// Every role in this process, serving on `listener` until `shutdown`.
+pub(crate) async fn run_all<S>(
+    store: S,
+    origin: &str,
+    key: SigningKey,
+    token: &str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Failure>
+where
+    S: LogStore + SignerStore + EvidenceStore + Clone,
+{
+    let signer = CheckpointSigner::new(origin, vec![key], store.clone()).map_err(usage)?;
+    let sequencer = Arc::new(
+        Sequencer::open(origin, store.clone(), signer)
+            .await
+            .map_err(|e| usage(format!("opening the log: {e}")))?,
+    );
+    let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
+    let ingest = IngestGrpc::new(DevToken::new(token, "dev"), store.clone(), batcher);
+    let tree = TreeGrpc::from_shared(sequencer, LogReader::new(origin, store.clone()));
+    let grpc = tonic::service::Routes::new(ingest.into_service())
+        .add_service(TreeServiceServer::new(tree));
+    let tiles = TileApi::new(origin, store).routes();
+    evault_gateway::serve(listener, grpc, tiles, shutdown)
+        .await
+        .map_err(|e| usage(format!("serving: {e}")))
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Binds `addr`, naming it in the error.
+pub(crate) async fn bind(addr: &str) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| usage(format!("--listen {addr}: {e}")))
+}
