@@ -1,0 +1,493 @@
+//! The vault as its users run it: `evault up` (embedded and PostgreSQL)
+//! and the four roles as separate processes, driven by the `evault`
+//! client commands, killed with SIGKILL and restarted. No acknowledged
+//! entry may be lost, and every checkpoint must extend the earlier ones.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use evault_core::{Receipt, VerifierKey, open_checkpoint, parse_verifier_keys};
+
+fn evault() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_evault"));
+    for var in [
+        "EVAULT_SERVER",
+        "EVAULT_TOKEN",
+        "EVAULT_TOKEN_FILE",
+        "EVAULT_DATABASE_URL",
+        "EVAULT_DATA_DIR",
+        "EVAULT_ORIGIN",
+    ] {
+        command.env_remove(var);
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    evault().args(args).output().expect("run evault")
+}
+
+fn ok(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A server process, killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Starts `evault <args>` and waits for it to say where it listens.
+    fn start(args: &[&str]) -> Server {
+        let mut child = evault()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).expect("read") > 0,
+                "server exited before listening"
+            );
+            if let Some(at) = line.find("http://") {
+                let url = line[at..]
+                    .split_whitespace()
+                    .next()
+                    .expect("url")
+                    .to_string();
+                return Server {
+                    child,
+                    url,
+                    _stdout: stdout,
+                };
+            }
+        }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A PostgreSQL schema of the test's own.
+fn postgres_url() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!(
+        "evault_cli_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {base} (set DATABASE_URL): {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .expect("schema");
+    });
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{name}")
+}
+
+fn write_files(dir: &Path, from: u32, to: u32) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    (from..to)
+        .map(|i| {
+            let path = dir.join(format!("evidence-{i:05}.txt"));
+            std::fs::write(&path, format!("evidence file number {i}\n")).expect("write");
+            path
+        })
+        .collect()
+}
+
+fn append(server: &str, token_file: &Path, receipts: &Path, files: &[PathBuf]) -> Output {
+    let mut args: Vec<String> = vec![
+        "append".into(),
+        "--server".into(),
+        server.into(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+        "--receipts".into(),
+        receipts.display().to_string(),
+    ];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    evault().args(&args).output().expect("append")
+}
+
+fn keys(path: &Path) -> Vec<VerifierKey> {
+    parse_verifier_keys(&std::fs::read_to_string(path).expect("verifier key")).expect("keys")
+}
+
+/// Verifies every receipt in `dir` and returns them.
+fn verify_all(dir: &Path, keys: &[VerifierKey]) -> Vec<Receipt> {
+    let mut receipts = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("receipts") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "tlog-proof") {
+            let receipt = Receipt::parse(&std::fs::read(&path).expect("read")).expect("parse");
+            receipt
+                .verify(keys, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            receipts.push(receipt);
+        }
+    }
+    receipts
+}
+
+/// Every receipt's entry is in the log at its index, and the log's latest
+/// checkpoint extends every receipt's checkpoint.
+fn still_logged(server: &str, vkey_file: &Path, receipts: &[Receipt], scratch: &Path) {
+    let mut sizes: Vec<(u64, Vec<u8>)> = receipts
+        .iter()
+        .map(|r| {
+            (
+                open_checkpoint(&r.checkpoint, &keys(vkey_file), None)
+                    .expect("cp")
+                    .checkpoint
+                    .size,
+                r.checkpoint.clone(),
+            )
+        })
+        .collect();
+    sizes.sort();
+    sizes.dedup_by_key(|(size, _)| *size);
+    for (size, note) in sizes {
+        let from = scratch.join(format!("checkpoint.{size}"));
+        std::fs::write(&from, note).expect("write");
+        ok(&run(&[
+            "consistency",
+            "--server",
+            server,
+            "--vkey-file",
+            &vkey_file.display().to_string(),
+            "--from",
+            &from.display().to_string(),
+        ]));
+    }
+    for receipt in receipts.iter().step_by(37) {
+        let out = ok(&run(&[
+            "proof",
+            "--server",
+            server,
+            "--index",
+            &receipt.index.to_string(),
+        ]));
+        let fresh = Receipt::parse(out.as_bytes()).expect("receipt");
+        assert_eq!(
+            fresh.extra, receipt.extra,
+            "entry {} changed",
+            receipt.index
+        );
+    }
+}
+
+enum Backend {
+    Embedded,
+    Postgres,
+}
+
+fn up_args(data: &Path, backend: &Backend, db: &str) -> Vec<String> {
+    let mut args = vec![
+        "up".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    if let Backend::Postgres = backend {
+        args.extend(["--database-url".into(), db.to_string()]);
+    }
+    args
+}
+
+fn start_up(args: &[String]) -> Server {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&refs)
+}
+
+fn thousand_appends_verify_and_survive_restart(backend: Backend) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let db = if let Backend::Postgres = backend {
+        postgres_url()
+    } else {
+        String::new()
+    };
+    let args = up_args(&data, &backend, &db);
+    let server = start_up(&args);
+    let token = data.join("dev-token");
+    let vkey = data.join("verifier-key");
+    let receipts = tmp.path().join("receipts");
+    let files = write_files(&tmp.path().join("files"), 0, 1000);
+
+    ok(&append(&server.url, &token, &receipts, &files));
+    let first = verify_all(&receipts, &keys(&vkey));
+    assert_eq!(first.len(), 1000);
+    let mut indices: Vec<u64> = first.iter().map(|r| r.index).collect();
+    indices.sort();
+    indices.dedup();
+    assert_eq!(indices, (0..1000).collect::<Vec<_>>());
+    for file in files.iter().step_by(100) {
+        let receipt = receipts.join(format!(
+            "{}.tlog-proof",
+            file.file_name().expect("name").to_string_lossy()
+        ));
+        ok(&run(&[
+            "verify",
+            "--vkey-file",
+            &vkey.display().to_string(),
+            "--evidence",
+            &file.display().to_string(),
+            &receipt.display().to_string(),
+        ]));
+    }
+    ok(&run(&[
+        "fsck",
+        "--vkey-file",
+        &vkey.display().to_string(),
+        &server.url,
+    ]));
+    let kept = tmp.path().join("kept.checkpoint");
+    ok(&run(&[
+        "checkpoint",
+        "--server",
+        &server.url,
+        "-o",
+        &kept.display().to_string(),
+    ]));
+
+    server.kill();
+    let server = start_up(&args);
+    let more = write_files(&tmp.path().join("files"), 1000, 1010);
+    let again: Vec<PathBuf> = files[..5].iter().cloned().chain(more).collect();
+    let out = ok(&append(&server.url, &token, &receipts, &again));
+    assert_eq!(out.matches("(logged before)").count(), 5, "{out}");
+    ok(&run(&[
+        "consistency",
+        "--server",
+        &server.url,
+        "--vkey-file",
+        &vkey.display().to_string(),
+        "--from",
+        &kept.display().to_string(),
+    ]));
+    let all = verify_all(&receipts, &keys(&vkey));
+    assert_eq!(all.len(), 1010);
+    still_logged(&server.url, &vkey, &all, tmp.path());
+}
+
+fn sigkill_during_appends_loses_no_acknowledged_entry(backend: Backend) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let db = if let Backend::Postgres = backend {
+        postgres_url()
+    } else {
+        String::new()
+    };
+    let args = up_args(&data, &backend, &db);
+    let server = start_up(&args);
+    let token = data.join("dev-token");
+    let vkey = data.join("verifier-key");
+    let receipts = tmp.path().join("receipts");
+    std::fs::create_dir_all(&receipts).expect("mkdir");
+    let files = write_files(&tmp.path().join("files"), 0, 4000);
+
+    let mut command = evault();
+    command
+        .args([
+            "append",
+            "--server",
+            &server.url,
+            "--token-file",
+            &token.display().to_string(),
+        ])
+        .args(["--receipts", &receipts.display().to_string()])
+        .args(files.iter().map(|f| f.display().to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut appending = command.spawn().expect("append");
+    let mut lines = BufReader::new(appending.stdout.take().expect("stdout")).lines();
+    let mut acknowledged = 0;
+    while acknowledged < 300 {
+        let line = lines.next().expect("append stopped early").expect("line");
+        if line.contains(" index ") {
+            acknowledged += 1;
+        }
+    }
+    server.kill();
+    let status = appending.wait().expect("append exit");
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "append cannot finish without the server"
+    );
+
+    let before = verify_all(&receipts, &keys(&vkey));
+    assert!(before.len() >= 300, "{} receipts", before.len());
+    let server = start_up(&args);
+    still_logged(&server.url, &vkey, &before, tmp.path());
+    ok(&append(&server.url, &token, &receipts, &files));
+    let after = verify_all(&receipts, &keys(&vkey));
+    assert_eq!(after.len(), 4000);
+    for old in &before {
+        let same = after
+            .iter()
+            .find(|r| r.extra == old.extra)
+            .expect("still there");
+        assert_eq!(same.index, old.index, "an acknowledged entry moved");
+    }
+    ok(&run(&[
+        "fsck",
+        "--vkey-file",
+        &vkey.display().to_string(),
+        &server.url,
+    ]));
+}
+
+#[test]
+fn embedded_up_appends_verifies_and_restarts() {
+    thousand_appends_verify_and_survive_restart(Backend::Embedded);
+}
+
+#[test]
+fn postgres_up_appends_verifies_and_restarts() {
+    thousand_appends_verify_and_survive_restart(Backend::Postgres);
+}
+
+#[test]
+fn embedded_sigkill_loses_no_acknowledged_entry() {
+    sigkill_during_appends_loses_no_acknowledged_entry(Backend::Embedded);
+}
+
+#[test]
+fn postgres_sigkill_loses_no_acknowledged_entry() {
+    sigkill_during_appends_loses_no_acknowledged_entry(Backend::Postgres);
+}
+
+#[test]
+fn four_roles_as_separate_processes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = postgres_url();
+    let origin = "vault.example/four-roles";
+    let key = tmp.path().join("signing.key");
+    let vkey = tmp.path().join("verifier-key");
+    ok(&run(&[
+        "keygen",
+        "--origin",
+        origin,
+        "--key-file",
+        &key.display().to_string(),
+        "--vkey-out",
+        &vkey.display().to_string(),
+    ]));
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "four-roles-token\n").expect("token");
+    let common = [
+        "--database-url",
+        db.as_str(),
+        "--origin",
+        origin,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let with = |role: &str, extra: &[&str]| {
+        let mut args = vec!["serve", role];
+        args.extend(common);
+        args.extend(extra);
+        Server::start(&args)
+    };
+    let signer = with("signer", &["--key-file", &key.display().to_string()]);
+    let tree = with("tree", &["--signer", &signer.url]);
+    let ingest = with(
+        "ingest",
+        &[
+            "--tree",
+            &tree.url,
+            "--token-file",
+            &token.display().to_string(),
+        ],
+    );
+    let gateway = with("gateway", &["--ingest", &ingest.url, "--tree", &tree.url]);
+
+    let receipts = tmp.path().join("receipts");
+    let files = write_files(&tmp.path().join("files"), 0, 300);
+    ok(&append(&gateway.url, &token, &receipts, &files));
+    assert_eq!(verify_all(&receipts, &keys(&vkey)).len(), 300);
+    ok(&run(&[
+        "fsck",
+        "--vkey-file",
+        &vkey.display().to_string(),
+        &gateway.url,
+    ]));
+    let kept = tmp.path().join("kept.checkpoint");
+    ok(&run(&[
+        "checkpoint",
+        "--server",
+        &gateway.url,
+        "-o",
+        &kept.display().to_string(),
+    ]));
+
+    // The tree dies and comes back on another port; ingest and gateway
+    // follow it there.
+    tree.kill();
+    ingest.kill();
+    gateway.kill();
+    let tree = with("tree", &["--signer", &signer.url]);
+    let ingest = with(
+        "ingest",
+        &[
+            "--tree",
+            &tree.url,
+            "--token-file",
+            &token.display().to_string(),
+        ],
+    );
+    let gateway = with("gateway", &["--ingest", &ingest.url, "--tree", &tree.url]);
+    let more = write_files(&tmp.path().join("files"), 300, 350);
+    ok(&append(&gateway.url, &token, &receipts, &more));
+    ok(&run(&[
+        "consistency",
+        "--server",
+        &gateway.url,
+        "--vkey-file",
+        &vkey.display().to_string(),
+        "--from",
+        &kept.display().to_string(),
+    ]));
+    let all = verify_all(&receipts, &keys(&vkey));
+    assert_eq!(all.len(), 350);
+    still_logged(&gateway.url, &vkey, &all, tmp.path());
+    drop(signer);
+}
