@@ -45,39 +45,44 @@ fn ok(out: &Output) -> String {
 struct Server {
     child: Child,
     url: String,
-    _stdout: BufReader<ChildStdout>,
+    /// Kept open: a server whose output pipe closes would die writing.
+    _stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl Server {
     /// Starts `evault <args>` and waits for it to say where it listens.
     fn start(args: &[&str]) -> Server {
-        let mut child = evault()
+        let child = evault()
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn server");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        // Owned by the server from here on, so that it is killed and
+        // reaped whatever happens next.
+        let mut server = Server {
+            child,
+            url: String::new(),
+            _stdout: None,
+        };
+        let mut stdout = BufReader::new(server.child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        loop {
+        while server.url.is_empty() {
             line.clear();
             assert!(
-                stdout.read_line(&mut line).expect("read") > 0,
+                stdout.read_line(&mut line).unwrap_or(0) > 0,
                 "server exited before listening"
             );
             if let Some(at) = line.find("http://") {
-                let url = line[at..]
+                server.url = line[at..]
                     .split_whitespace()
                     .next()
-                    .expect("url")
+                    .unwrap_or_default()
                     .to_string();
-                return Server {
-                    child,
-                    url,
-                    _stdout: stdout,
-                };
             }
         }
+        server._stdout = Some(stdout);
+        server
     }
 
     fn kill(mut self) {
@@ -346,6 +351,9 @@ fn sigkill_during_appends_loses_no_acknowledged_entry(backend: Backend) {
         }
     }
     server.kill();
+    // Read the rest, so append never blocks on a full pipe and notices the
+    // server is gone.
+    lines.for_each(drop);
     let status = appending.wait().expect("append exit");
     assert_ne!(
         status.code(),
