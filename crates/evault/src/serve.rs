@@ -77,9 +77,10 @@ struct IngestArgs {
     /// The log's origin.
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: String,
-    /// The tree, e.g. `http://127.0.0.1:7402`.
-    #[arg(long, env = "EVAULT_TREE")]
-    tree: String,
+    /// A tree, e.g. `http://127.0.0.1:7402`; repeat for a standby (the one
+    /// sequencing answers, the others refuse).
+    #[arg(long, env = "EVAULT_TREE", value_delimiter = ',', required = true)]
+    tree: Vec<String>,
     /// The development bearer token file writers must present.
     #[arg(long, env = "EVAULT_TOKEN_FILE")]
     token_file: PathBuf,
@@ -98,9 +99,9 @@ struct GatewayArgs {
     /// The ingest, e.g. `http://127.0.0.1:7401`.
     #[arg(long, env = "EVAULT_INGEST")]
     ingest: String,
-    /// The tree, e.g. `http://127.0.0.1:7402`.
-    #[arg(long, env = "EVAULT_TREE")]
-    tree: String,
+    /// A tree, e.g. `http://127.0.0.1:7402`; repeat for a standby.
+    #[arg(long, env = "EVAULT_TREE", value_delimiter = ',', required = true)]
+    tree: Vec<String>,
 }
 
 /// Says where a role listens: on standard output, for whoever started it.
@@ -112,7 +113,7 @@ fn announce(role: &str, listener: &tokio::net::TcpListener) -> Result<(), Failur
     Ok(())
 }
 
-fn served(role: &str) -> impl FnOnce(tonic::transport::Error) -> Failure + '_ {
+fn served_error(role: &str) -> impl FnOnce(tonic::transport::Error) -> Failure + '_ {
     move |e| usage(format!("serving {role}: {e}"))
 }
 
@@ -128,22 +129,10 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 announce("signer", &listener)?;
                 with_store!(storage, store => {
                     let signer = CheckpointSigner::new(&a.origin, vec![key], store).map_err(usage)?;
-                    evault_signer::serve(listener, signer, shutdown_signal()).await.map_err(served("signer"))
+                    evault_signer::serve(listener, signer, shutdown_signal()).await.map_err(served_error("signer"))
                 })
             }
-            Role::Tree(a) => {
-                let publisher = RemoteSigner::new(&a.signer).map_err(usage)?;
-                let storage = a.storage.open().await?;
-                let listener = bind(&a.listen).await?;
-                with_store!(storage, store => {
-                    let sequencer = Sequencer::open(&a.origin, store.clone(), publisher)
-                        .await
-                        .map_err(|e| usage(format!("opening the log: {e}")))?;
-                    announce("tree", &listener)?;
-                    let tree = TreeGrpc::new(sequencer, LogReader::new(&a.origin, store));
-                    evault_tree::serve(listener, tree, shutdown_signal()).await.map_err(served("tree"))
-                })
-            }
+            Role::Tree(a) => serve_tree(a).await,
             Role::Ingest(a) => {
                 let auth = DevToken::from_file(&a.token_file, "dev")
                     .map_err(|e| usage(format!("--token-file {}: {e}", a.token_file.display())))?;
@@ -153,7 +142,7 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 announce("ingest", &listener)?;
                 with_store!(storage, store => {
                     let ingest = IngestGrpc::new(auth, store, Batcher::start(tree, BatchConfig::default()));
-                    evault_ingest::serve(listener, ingest, shutdown_signal()).await.map_err(served("ingest"))
+                    evault_ingest::serve(listener, ingest, shutdown_signal()).await.map_err(served_error("ingest"))
                 })
             }
             Role::Gateway(a) => {
@@ -173,6 +162,71 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
             }
         }
     })
+}
+
+/// Tree serves reads at once, and sequences only while it leads the log:
+/// with PostgreSQL, by holding the log's advisory lock (a second tree
+/// stands by until the first is gone); with the embedded store, the data
+/// directory's lock already makes it the only one.
+async fn serve_tree(a: TreeArgs) -> Outcome {
+    let publisher = RemoteSigner::new(&a.signer).map_err(usage)?;
+    let storage = a.storage.open().await?;
+    let listener = bind(&a.listen).await?;
+    with_store!(storage, store => {
+        let tree = TreeGrpc::standby(&a.origin, LogReader::new(&a.origin, store.clone()));
+        announce("tree", &listener)?;
+        let mut server = tokio::spawn(evault_tree::serve(listener, tree.clone(), shutdown_signal()));
+        let mut leadership = match &a.storage.database_url {
+            Some(url) => Some(lead(url, &a.origin, &mut server).await?),
+            None => None,
+        };
+        let sequencer = Sequencer::open(&a.origin, store, publisher)
+            .await
+            .map_err(|e| usage(format!("opening the log: {e}")))?;
+        tree.promote(Arc::new(sequencer));
+        tracing::info!(origin = %a.origin, "tree is the active sequencer");
+        let lost = async {
+            match leadership.as_mut() {
+                Some(l) => l.lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = &mut server => match served {
+                Ok(result) => result.map_err(served_error("tree")),
+                Err(e) => Err(usage(format!("tree server task: {e}"))),
+            },
+            () = lost => {
+                tracing::error!("lost the log's leadership; exiting so a standby takes over");
+                Err(usage("lost the log's leadership"))
+            }
+        }
+    })
+}
+
+/// Waits until this process leads `origin`, polling every second, unless
+/// the server stops first.
+async fn lead(
+    url: &str,
+    origin: &str,
+    server: &mut tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) -> Result<evault_storage::postgres::Leadership, Failure> {
+    let mut announced = false;
+    loop {
+        match evault_storage::postgres::PostgresStore::try_lead(url, origin).await {
+            Ok(Some(leadership)) => return Ok(leadership),
+            Ok(None) if !announced => {
+                tracing::info!(%origin, "another tree leads the log; standing by");
+                announced = true;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot reach the database to take the lead"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = &mut *server => return Err(usage("the tree server stopped while standing by")),
+        }
+    }
 }
 
 /// Apply the database migrations.

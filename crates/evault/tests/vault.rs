@@ -404,7 +404,7 @@ fn postgres_sigkill_loses_no_acknowledged_entry() {
 }
 
 #[test]
-fn four_roles_as_separate_processes() {
+fn four_roles_as_separate_processes_with_a_standby_tree() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = postgres_url();
     let origin = "vault.example/four-roles";
@@ -437,16 +437,19 @@ fn four_roles_as_separate_processes() {
     };
     let signer = with("signer", &["--key-file", &key.display().to_string()]);
     let tree = with("tree", &["--signer", &signer.url]);
+    // A second tree on the same database stands by.
+    let standby = with("tree", &["--signer", &signer.url]);
+    let trees = format!("{},{}", tree.url, standby.url);
     let ingest = with(
         "ingest",
         &[
             "--tree",
-            &tree.url,
+            &trees,
             "--token-file",
             &token.display().to_string(),
         ],
     );
-    let gateway = with("gateway", &["--ingest", &ingest.url, "--tree", &tree.url]);
+    let gateway = with("gateway", &["--ingest", &ingest.url, "--tree", &trees]);
 
     let receipts = tmp.path().join("receipts");
     let files = write_files(&tmp.path().join("files"), 0, 300);
@@ -467,24 +470,24 @@ fn four_roles_as_separate_processes() {
         &kept.display().to_string(),
     ]));
 
-    // The tree dies and comes back on another port; ingest and gateway
-    // follow it there.
+    // The active tree dies; the standby takes the lead within seconds, and
+    // appends through the same gateway go on.
     tree.kill();
-    ingest.kill();
-    gateway.kill();
-    let tree = with("tree", &["--signer", &signer.url]);
-    let ingest = with(
-        "ingest",
-        &[
-            "--tree",
-            &tree.url,
-            "--token-file",
-            &token.display().to_string(),
-        ],
-    );
-    let gateway = with("gateway", &["--ingest", &ingest.url, "--tree", &tree.url]);
     let more = write_files(&tmp.path().join("files"), 300, 350);
-    ok(&append(&gateway.url, &token, &receipts, &more));
+    let mut attempts = 0;
+    loop {
+        let out = append(&gateway.url, &token, &receipts, &more);
+        if out.status.code() == Some(0) {
+            break;
+        }
+        attempts += 1;
+        assert!(
+            attempts < 40,
+            "the standby did not take over: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     ok(&run(&[
         "consistency",
         "--server",
@@ -497,5 +500,11 @@ fn four_roles_as_separate_processes() {
     let all = verify_all(&receipts, &keys(&vkey));
     assert_eq!(all.len(), 350);
     still_logged(&gateway.url, &vkey, &all, tmp.path());
+    ok(&run(&[
+        "fsck",
+        "--vkey-file",
+        &vkey.display().to_string(),
+        &gateway.url,
+    ]));
     drop(signer);
 }

@@ -2,7 +2,10 @@
 //! roles, when they run as processes of their own. The caller's
 //! credentials travel with each call; the gateway decides nothing.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::ingest_service_server::IngestService;
@@ -89,19 +92,60 @@ impl IngestService for IngestProxy {
     }
 }
 
-/// `TreeService`, answered by a remote tree.
+/// `TreeService`, answered by remote trees: reads go to the tree that
+/// answered last, and to the next when it is unavailable (any tree, the
+/// active one or a standby, serves reads).
 #[derive(Clone)]
 pub struct TreeProxy {
-    client: TreeServiceClient<Channel>,
+    clients: Vec<TreeServiceClient<Channel>>,
+    current: Arc<AtomicUsize>,
 }
 
 impl TreeProxy {
-    /// Forwards to the tree at `endpoint`, connected lazily.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
+    /// Forwards to the trees at `endpoints`, connected lazily.
+    pub fn new(endpoints: &[String]) -> Result<Self, String> {
+        if endpoints.is_empty() {
+            return Err("no tree address".into());
+        }
+        let clients = endpoints
+            .iter()
+            .map(|e| {
+                Ok(TreeServiceClient::new(channel(e, "tree")?)
+                    .max_decoding_message_size(MAX_MESSAGE))
+            })
+            .collect::<Result<_, String>>()?;
         Ok(TreeProxy {
-            client: TreeServiceClient::new(channel(endpoint, "tree")?)
-                .max_decoding_message_size(MAX_MESSAGE),
+            clients,
+            current: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    async fn call<M, T, F, Fut>(&self, request: Request<M>, call: F) -> Result<Response<T>, Status>
+    where
+        M: Clone,
+        F: Fn(TreeServiceClient<Channel>, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let (metadata, _, message) = request.into_parts();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = Status::unavailable("no tree answered");
+        for offset in 0..self.clients.len() {
+            let at = (start + offset) % self.clients.len();
+            match call(
+                self.clients[at].clone(),
+                forward(&metadata, message.clone()),
+            )
+            .await
+            {
+                Ok(response) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(response);
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
+                Err(status) => return Err(status),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -111,10 +155,7 @@ impl TreeService for TreeProxy {
         &self,
         request: Request<GetCheckpointRequest>,
     ) -> Result<Response<GetCheckpointResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .get_checkpoint(forward(&metadata, message))
+        self.call(request, |mut c, r| async move { c.get_checkpoint(r).await })
             .await
     }
 
@@ -122,32 +163,28 @@ impl TreeService for TreeProxy {
         &self,
         request: Request<GetInclusionProofRequest>,
     ) -> Result<Response<GetInclusionProofResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .get_inclusion_proof(forward(&metadata, message))
-            .await
+        self.call(
+            request,
+            |mut c, r| async move { c.get_inclusion_proof(r).await },
+        )
+        .await
     }
 
     async fn get_consistency_proof(
         &self,
         request: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<GetConsistencyProofResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .get_consistency_proof(forward(&metadata, message))
-            .await
+        self.call(request, |mut c, r| async move {
+            c.get_consistency_proof(r).await
+        })
+        .await
     }
 
     async fn get_entries(
         &self,
         request: Request<GetEntriesRequest>,
     ) -> Result<Response<GetEntriesResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .get_entries(forward(&metadata, message))
+        self.call(request, |mut c, r| async move { c.get_entries(r).await })
             .await
     }
 
@@ -155,10 +192,7 @@ impl TreeService for TreeProxy {
         &self,
         request: Request<FindEntriesRequest>,
     ) -> Result<Response<FindEntriesResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .find_entries(forward(&metadata, message))
+        self.call(request, |mut c, r| async move { c.find_entries(r).await })
             .await
     }
 }

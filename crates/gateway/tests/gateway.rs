@@ -73,7 +73,7 @@ async fn start(separate: bool) -> Vault {
             IngestProxy::new(&ingest_url).expect("proxy"),
         ))
         .add_service(TreeServiceServer::new(
-            TreeProxy::new(&tree_url).expect("proxy"),
+            TreeProxy::new(&[tree_url]).expect("proxy"),
         ))
     } else {
         tonic::service::Routes::new(ingest.into_service()).add_service(TreeServiceServer::new(tree))

@@ -7,10 +7,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use evault_proto::v1::sequencer_service_client::SequencerServiceClient;
-use evault_proto::v1::{Receipt, SequenceEntry, SequenceRequest};
+use evault_proto::v1::{Receipt, SequenceEntry, SequenceRequest, SequenceResponse};
 use evault_storage::LogStore;
 use evault_tree::{NewEntry, Publisher, Sequenced, SequencedBatch, Sequencer, sequence_status};
 use tokio::sync::{mpsc, oneshot};
@@ -34,25 +35,54 @@ impl<S: LogStore, P: Publisher> SequenceBatch for Sequencer<S, P> {
     }
 }
 
-/// A tree reached over gRPC.
-#[derive(Clone)]
+/// Trees reached over gRPC: the active sequencer and its standbys. Calls
+/// go to the one that answered last; when it is unavailable (gone, or a
+/// standby), the next is tried.
 pub struct RemoteTree {
     origin: String,
-    client: SequencerServiceClient<Channel>,
+    clients: Vec<SequencerServiceClient<Channel>>,
+    current: AtomicUsize,
 }
 
 impl RemoteTree {
-    /// The tree at `endpoint` sequencing `origin`, connected lazily.
-    pub fn new(endpoint: &str, origin: &str) -> Result<Self, String> {
-        let channel = Channel::from_shared(endpoint.to_string())
-            .map_err(|e| format!("tree address {endpoint:?}: {e}"))?
-            .connect_lazy();
+    /// The trees at `endpoints` sequencing `origin`, connected lazily.
+    pub fn new(endpoints: &[String], origin: &str) -> Result<Self, String> {
+        if endpoints.is_empty() {
+            return Err("no tree address".into());
+        }
+        let clients = endpoints
+            .iter()
+            .map(|endpoint| {
+                let channel = Channel::from_shared(endpoint.clone())
+                    .map_err(|e| format!("tree address {endpoint:?}: {e}"))?
+                    .connect_lazy();
+                Ok(SequencerServiceClient::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20))
+            })
+            .collect::<Result<_, String>>()?;
         Ok(RemoteTree {
             origin: origin.to_string(),
-            client: SequencerServiceClient::new(channel)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
+            clients,
+            current: AtomicUsize::new(0),
         })
+    }
+
+    async fn call(&self, request: SequenceRequest) -> Result<SequenceResponse, Status> {
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = Status::unavailable("no tree answered");
+        for offset in 0..self.clients.len() {
+            let at = (start + offset) % self.clients.len();
+            match self.clients[at].clone().sequence(request.clone()).await {
+                Ok(response) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
+                Err(status) => return Err(status),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -68,7 +98,7 @@ impl SequenceBatch for RemoteTree {
                 })
                 .collect(),
         };
-        let response = self.client.clone().sequence(request).await?.into_inner();
+        let response = self.call(request).await?;
         let entries = response
             .entries
             .into_iter()

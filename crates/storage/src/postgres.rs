@@ -89,6 +89,35 @@ pub async fn migrate_to(database_url: &str, target: Option<u32>) -> Result<Vec<u
         .collect())
 }
 
+/// Leadership of one log: a PostgreSQL session-level advisory lock held on
+/// a connection of its own. It ends when dropped, when the process dies or
+/// when the connection breaks; the database, not a replica count, decides
+/// who sequences.
+pub struct Leadership {
+    _client: tokio_postgres::Client,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Leadership {
+    /// Whether the lock is still held: false once its connection ended.
+    pub fn is_held(&self) -> bool {
+        !self.connection.is_finished()
+    }
+
+    /// Completes when the lock is lost.
+    pub async fn lost(&mut self) {
+        let _ = (&mut self.connection).await;
+    }
+}
+
+/// The advisory-lock key of `origin`'s leadership.
+fn leader_key(origin: &str) -> i64 {
+    let digest = evault_core::hash::sha256(format!("evault leader\n{origin}").as_bytes());
+    i64::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+    ])
+}
+
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -114,6 +143,33 @@ impl PostgresStore {
             .build()
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         Ok(PostgresStore { pool })
+    }
+
+    /// Tries once to become the leader of `origin` on the database at
+    /// `database_url`; `None` when another process leads.
+    pub async fn try_lead(database_url: &str, origin: &str) -> Result<Option<Leadership>> {
+        let (client, connection) = tokio_postgres::connect(database_url, NoTls)
+            .await
+            .map_err(pg_error)?;
+        let connection = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::error!(%error, "leadership connection lost");
+            }
+        });
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&leader_key(origin)])
+            .await
+            .map_err(pg_error)?;
+        if row.get::<_, bool>(0) {
+            Ok(Some(Leadership {
+                _client: client,
+                connection,
+            }))
+        } else {
+            drop(client);
+            let _ = connection.await;
+            Ok(None)
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {

@@ -589,3 +589,37 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
         schema.drop_schema().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_per_log_until_it_goes() {
+    let schema = Schema::new().await;
+    let first = PostgresStore::try_lead(&schema.url, ORIGIN)
+        .await
+        .expect("try")
+        .expect("first leads");
+    assert!(first.is_held());
+    assert!(
+        PostgresStore::try_lead(&schema.url, ORIGIN)
+            .await
+            .expect("try")
+            .is_none(),
+        "two leaders"
+    );
+    let other = PostgresStore::try_lead(&schema.url, "another/log")
+        .await
+        .expect("try");
+    assert!(other.is_some(), "logs are led independently");
+    drop(first);
+    let mut next = None;
+    for _ in 0..50 {
+        next = PostgresStore::try_lead(&schema.url, ORIGIN)
+            .await
+            .expect("try");
+        if next.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(next.is_some(), "leadership was not released");
+    schema.drop_schema().await;
+}

@@ -2,7 +2,7 @@
 //! field-precise `INVALID_ARGUMENT`, one exhaustive error-to-status map.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use evault_core::Hash;
 use evault_proto::v1::get_inclusion_proof_request::Leaf;
@@ -30,14 +30,19 @@ const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
 /// Both gRPC services of the tree role.
+///
+/// A standby tree serves reads but refuses `Sequence` with `UNAVAILABLE`
+/// until it is promoted, when it wins the log's leadership.
 pub struct TreeGrpc<S, P> {
-    sequencer: Arc<Sequencer<S, P>>,
+    origin: String,
+    sequencer: Arc<OnceLock<Arc<Sequencer<S, P>>>>,
     reader: Arc<LogReader<S>>,
 }
 
 impl<S, P> Clone for TreeGrpc<S, P> {
     fn clone(&self) -> Self {
         TreeGrpc {
+            origin: self.origin.clone(),
             sequencer: Arc::clone(&self.sequencer),
             reader: Arc::clone(&self.reader),
         }
@@ -52,10 +57,24 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
 
     /// Serves a sequencer shared with an in-process ingest.
     pub fn from_shared(sequencer: Arc<Sequencer<S, P>>, reader: LogReader<S>) -> Self {
+        let tree = Self::standby(sequencer.origin(), reader);
+        tree.promote(sequencer);
+        tree
+    }
+
+    /// A standby: reads only, until [`TreeGrpc::promote`].
+    pub fn standby(origin: &str, reader: LogReader<S>) -> Self {
         TreeGrpc {
-            sequencer,
+            origin: origin.to_string(),
+            sequencer: Arc::new(OnceLock::new()),
             reader: Arc::new(reader),
         }
+    }
+
+    /// Makes this tree the active sequencer of its log.
+    pub fn promote(&self, sequencer: Arc<Sequencer<S, P>>) {
+        // Promotion happens once per process; a second one changes nothing.
+        let _ = self.sequencer.set(sequencer);
     }
 }
 
@@ -135,13 +154,17 @@ impl<S: LogStore, P: Publisher> SequencerService for TreeGrpc<S, P> {
         request: Request<SequenceRequest>,
     ) -> Result<Response<SequenceResponse>, Status> {
         let request = request.into_inner();
-        if request.origin != self.sequencer.origin() {
+        if request.origin != self.origin {
             return Err(Status::not_found(format!(
                 "this tree sequences {:?}, not {:?}",
-                self.sequencer.origin(),
-                request.origin
+                self.origin, request.origin
             )));
         }
+        let Some(sequencer) = self.sequencer.get() else {
+            return Err(Status::unavailable(
+                "this tree is a standby; the log's active sequencer is another process",
+            ));
+        };
         if request.entries.is_empty() || request.entries.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
                 "entries: a batch holds 1 to {MAX_BATCH} entries, got {}",
@@ -159,11 +182,7 @@ impl<S: LogStore, P: Publisher> SequencerService for TreeGrpc<S, P> {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let sequenced = self
-            .sequencer
-            .sequence(&batch)
-            .await
-            .map_err(sequence_status)?;
+        let sequenced = sequencer.sequence(&batch).await.map_err(sequence_status)?;
         Ok(Response::new(SequenceResponse {
             entries: sequenced
                 .entries
