@@ -3,7 +3,7 @@
 //! - Servers: `up` runs every role in one process; `serve <role>` one role
 //!   per process; `migrate` applies the PostgreSQL schema.
 //! - Clients of a running vault: `append`, `checkpoint`, `proof`,
-//!   `consistency`.
+//!   `consistency`, and `bench` to measure appends per second.
 //! - Offline, no server needed: `verify` checks a receipt, `fsck` audits a
 //!   whole published log, `proof --log` builds a receipt from one, `keygen`
 //!   creates a log signing key.
@@ -17,6 +17,7 @@
 //! an unreachable server).
 
 mod append;
+mod bench;
 mod checkpoint;
 mod client;
 mod digest;
@@ -55,6 +56,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Migrate(serve::MigrateArgs),
     Append(append::AppendArgs),
+    Bench(bench::BenchArgs),
     Checkpoint(checkpoint::CheckpointArgs),
     Consistency(checkpoint::ConsistencyArgs),
     Proof(proof::ProofArgs),
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Migrate(args) => serve::migrate(args),
         Command::Append(args) => append::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Checkpoint(args) => checkpoint::checkpoint(args),
         Command::Consistency(args) => checkpoint::consistency(args),
         Command::Proof(args) => proof::run(args),
