@@ -36,6 +36,10 @@ pub(crate) struct ProofArgs {
     /// Write the receipt here instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Print a JSON object (index, tree size, receipt text) instead of the
+    /// receipt.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(args: ProofArgs) -> Outcome {

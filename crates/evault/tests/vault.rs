@@ -470,10 +470,36 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         &kept.display().to_string(),
     ]));
 
-    // The active tree dies; the standby takes the lead within seconds, and
-    // appends through the same gateway go on.
+    // The active tree dies in the middle of an append run; the standby takes
+    // the lead within seconds, and the run, retried through the same
+    // gateway, completes with every acknowledged entry where it was.
+    let more = write_files(&tmp.path().join("files"), 300, 1300);
+    let mut command = evault();
+    command
+        .args([
+            "append",
+            "--server",
+            &gateway.url,
+            "--token-file",
+            &token.display().to_string(),
+        ])
+        .args(["--receipts", &receipts.display().to_string()])
+        .args(more.iter().map(|f| f.display().to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut appending = command.spawn().expect("append");
+    let mut lines = BufReader::new(appending.stdout.take().expect("stdout")).lines();
+    let mut acknowledged = 0;
+    while acknowledged < 200 {
+        let line = lines.next().expect("append stopped early").expect("line");
+        if line.contains(" index ") {
+            acknowledged += 1;
+        }
+    }
     tree.kill();
-    let more = write_files(&tmp.path().join("files"), 300, 350);
+    lines.for_each(drop);
+    let _ = appending.wait().expect("append exit");
+    let before = verify_all(&receipts, &keys(&vkey));
     let mut attempts = 0;
     loop {
         let out = append(&gateway.url, &token, &receipts, &more);
@@ -498,7 +524,14 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         &kept.display().to_string(),
     ]));
     let all = verify_all(&receipts, &keys(&vkey));
-    assert_eq!(all.len(), 350);
+    assert_eq!(all.len(), 1300);
+    for old in &before {
+        let same = all
+            .iter()
+            .find(|r| r.extra == old.extra)
+            .expect("still there");
+        assert_eq!(same.index, old.index, "an acknowledged entry moved");
+    }
     still_logged(&gateway.url, &vkey, &all, tmp.path());
     ok(&run(&[
         "fsck",
