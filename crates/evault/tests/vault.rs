@@ -6,7 +6,6 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use evault_core::{Receipt, VerifierKey, open_checkpoint, parse_verifier_keys};
 
@@ -99,30 +98,8 @@ impl Drop for Server {
 }
 
 /// A PostgreSQL schema of the test's own.
-fn postgres_url() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!(
-        "evault_cli_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {base} (set DATABASE_URL): {e}"));
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .await
-            .expect("schema");
-    });
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{name}")
+fn postgres_schema() -> evault_test_support::PgSchema {
+    evault_test_support::PgSchema::create_blocking("evault_cli")
 }
 
 fn write_files(dir: &Path, from: u32, to: u32) -> Vec<PathBuf> {
@@ -148,6 +125,57 @@ fn append(server: &str, token_file: &Path, receipts: &Path, files: &[PathBuf]) -
     ];
     args.extend(files.iter().map(|f| f.display().to_string()));
     evault().args(&args).output().expect("append")
+}
+
+/// Starts appending `files`, waits until `acknowledged` receipts are in,
+/// calls `interrupt` (which kills something), and waits for append to end.
+fn interrupted_append(
+    server: &str,
+    token: &Path,
+    receipts: &Path,
+    files: &[PathBuf],
+    acknowledged: usize,
+    interrupt: impl FnOnce(),
+) -> std::process::ExitStatus {
+    let mut command = evault();
+    command
+        .args([
+            "append",
+            "--server",
+            server,
+            "--token-file",
+            &token.display().to_string(),
+        ])
+        .args(["--receipts", &receipts.display().to_string()])
+        .args(files.iter().map(|f| f.display().to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut appending = command.spawn().expect("append");
+    let mut lines = BufReader::new(appending.stdout.take().expect("stdout")).lines();
+    let mut seen = 0;
+    while seen < acknowledged {
+        let line = lines.next().expect("append stopped early").expect("line");
+        if line.contains(" index ") {
+            seen += 1;
+        }
+    }
+    interrupt();
+    // Read the rest, so append never blocks on a full pipe and notices what
+    // happened.
+    lines.for_each(drop);
+    appending.wait().expect("append exit")
+}
+
+/// Appends `files` again and again until a run succeeds (a standby may be
+/// taking over), for at most ten seconds.
+fn append_until_done(server: &str, token: &Path, receipts: &Path, files: &[PathBuf]) {
+    for _ in 0..40 {
+        if append(server, token, receipts, files).status.code() == Some(0) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    ok(&append(server, token, receipts, files));
 }
 
 fn keys(path: &Path) -> Vec<VerifierKey> {
@@ -244,11 +272,8 @@ fn start_up(args: &[String]) -> Server {
 fn thousand_appends_verify_and_survive_restart(backend: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let db = if let Backend::Postgres = backend {
-        postgres_url()
-    } else {
-        String::new()
-    };
+    let schema = matches!(backend, Backend::Postgres).then(postgres_schema);
+    let db = schema.as_ref().map(|s| s.url.clone()).unwrap_or_default();
     let args = up_args(&data, &backend, &db);
     let server = start_up(&args);
     let token = data.join("dev-token");
@@ -310,16 +335,17 @@ fn thousand_appends_verify_and_survive_restart(backend: Backend) {
     let all = verify_all(&receipts, &keys(&vkey));
     assert_eq!(all.len(), 1010);
     still_logged(&server.url, &vkey, &all, tmp.path());
+    server.kill();
+    if let Some(schema) = schema {
+        schema.drop_blocking();
+    }
 }
 
 fn sigkill_during_appends_loses_no_acknowledged_entry(backend: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let db = if let Backend::Postgres = backend {
-        postgres_url()
-    } else {
-        String::new()
-    };
+    let schema = matches!(backend, Backend::Postgres).then(postgres_schema);
+    let db = schema.as_ref().map(|s| s.url.clone()).unwrap_or_default();
     let args = up_args(&data, &backend, &db);
     let server = start_up(&args);
     let token = data.join("dev-token");
@@ -328,33 +354,8 @@ fn sigkill_during_appends_loses_no_acknowledged_entry(backend: Backend) {
     std::fs::create_dir_all(&receipts).expect("mkdir");
     let files = write_files(&tmp.path().join("files"), 0, 4000);
 
-    let mut command = evault();
-    command
-        .args([
-            "append",
-            "--server",
-            &server.url,
-            "--token-file",
-            &token.display().to_string(),
-        ])
-        .args(["--receipts", &receipts.display().to_string()])
-        .args(files.iter().map(|f| f.display().to_string()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut appending = command.spawn().expect("append");
-    let mut lines = BufReader::new(appending.stdout.take().expect("stdout")).lines();
-    let mut acknowledged = 0;
-    while acknowledged < 300 {
-        let line = lines.next().expect("append stopped early").expect("line");
-        if line.contains(" index ") {
-            acknowledged += 1;
-        }
-    }
-    server.kill();
-    // Read the rest, so append never blocks on a full pipe and notices the
-    // server is gone.
-    lines.for_each(drop);
-    let status = appending.wait().expect("append exit");
+    let url = server.url.clone();
+    let status = interrupted_append(&url, &token, &receipts, &files, 300, || server.kill());
     assert_ne!(
         status.code(),
         Some(0),
@@ -381,6 +382,10 @@ fn sigkill_during_appends_loses_no_acknowledged_entry(backend: Backend) {
         &vkey.display().to_string(),
         &server.url,
     ]));
+    server.kill();
+    if let Some(schema) = schema {
+        schema.drop_blocking();
+    }
 }
 
 #[test]
@@ -406,7 +411,8 @@ fn postgres_sigkill_loses_no_acknowledged_entry() {
 #[test]
 fn four_roles_as_separate_processes_with_a_standby_tree() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let db = postgres_url();
+    let schema = postgres_schema();
+    let db = schema.url.clone();
     let origin = "vault.example/four-roles";
     let key = tmp.path().join("signing.key");
     let vkey = tmp.path().join("verifier-key");
@@ -474,46 +480,9 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
     // the lead within seconds, and the run, retried through the same
     // gateway, completes with every acknowledged entry where it was.
     let more = write_files(&tmp.path().join("files"), 300, 1300);
-    let mut command = evault();
-    command
-        .args([
-            "append",
-            "--server",
-            &gateway.url,
-            "--token-file",
-            &token.display().to_string(),
-        ])
-        .args(["--receipts", &receipts.display().to_string()])
-        .args(more.iter().map(|f| f.display().to_string()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut appending = command.spawn().expect("append");
-    let mut lines = BufReader::new(appending.stdout.take().expect("stdout")).lines();
-    let mut acknowledged = 0;
-    while acknowledged < 200 {
-        let line = lines.next().expect("append stopped early").expect("line");
-        if line.contains(" index ") {
-            acknowledged += 1;
-        }
-    }
-    tree.kill();
-    lines.for_each(drop);
-    let _ = appending.wait().expect("append exit");
+    interrupted_append(&gateway.url, &token, &receipts, &more, 200, || tree.kill());
     let before = verify_all(&receipts, &keys(&vkey));
-    let mut attempts = 0;
-    loop {
-        let out = append(&gateway.url, &token, &receipts, &more);
-        if out.status.code() == Some(0) {
-            break;
-        }
-        attempts += 1;
-        assert!(
-            attempts < 40,
-            "the standby did not take over: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    append_until_done(&gateway.url, &token, &receipts, &more);
     ok(&run(&[
         "consistency",
         "--server",
@@ -539,5 +508,6 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         &vkey.display().to_string(),
         &gateway.url,
     ]));
-    drop(signer);
+    drop((signer, standby, ingest, gateway));
+    schema.drop_blocking();
 }

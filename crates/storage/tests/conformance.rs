@@ -3,8 +3,6 @@
 //! schema of its own, migrated from empty). PostgreSQL is never mocked; if
 //! it cannot be reached the PostgreSQL tests fail, they do not skip.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use evault_core::{Hash, Integrator, TileId, TileReader, TreeReader, leaf_hash, verify_inclusion};
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::postgres::{PostgresStore, migrate, migrate_to};
@@ -15,57 +13,16 @@ use evault_storage::{
 
 const ORIGIN: &str = "vault.example/storage-test";
 
-/// The database the PostgreSQL tests use.
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+/// A schema of the test's own, migrated from empty by [`store`].
+type Schema = evault_test_support::PgSchema;
+
+async fn new_schema() -> Schema {
+    Schema::create("evault_storage").await
 }
 
-/// A PostgreSQL schema of the test's own, dropped when the test passes.
-struct Schema {
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    async fn new() -> Schema {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "evault_test_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let base = database_url();
-        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {base} (set DATABASE_URL): {e}"));
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .await
-            .expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-        Schema { name, url }
-    }
-
-    async fn store(&self) -> PostgresStore {
-        migrate(&self.url).await.expect("migrate");
-        PostgresStore::connect(&self.url, 4).expect("pool")
-    }
-
-    async fn drop_schema(self) {
-        let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .expect("drop schema");
-    }
+async fn store(schema: &Schema) -> PostgresStore {
+    migrate(&schema.url).await.expect("migrate");
+    PostgresStore::connect(&schema.url, 4).expect("pool")
 }
 
 /// A log's worth of entries, integrated the way tree does it.
@@ -456,8 +413,8 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let schema = super::Schema::new().await;
-                    super::$name(schema.store().await).await;
+                    let schema = super::new_schema().await;
+                    super::$name(super::store(&schema).await).await;
                     schema.drop_schema().await;
                 }
             )*
@@ -504,7 +461,7 @@ async fn embedded_store_survives_reopening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
-    let schema = Schema::new().await;
+    let schema = new_schema().await;
     let applied = migrate(&schema.url).await.expect("migrate");
     assert_eq!(applied, [1, 2]);
     let store = PostgresStore::connect(&schema.url, 2).expect("pool");
@@ -525,7 +482,7 @@ async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_apply_each_version_once() {
-    let schema = Schema::new().await;
+    let schema = new_schema().await;
     let (a, b) = tokio::join!(migrate(&schema.url), migrate(&schema.url));
     let mut all = a.expect("first");
     all.extend(b.expect("second"));
@@ -540,7 +497,7 @@ async fn concurrent_migrations_apply_each_version_once() {
 async fn every_migration_upgrades_a_database_holding_a_log() {
     let latest = 2;
     for from in 1..latest {
-        let schema = Schema::new().await;
+        let schema = new_schema().await;
         assert_eq!(
             migrate_to(&schema.url, Some(from))
                 .await
@@ -592,7 +549,7 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_per_log_until_it_goes() {
-    let schema = Schema::new().await;
+    let schema = new_schema().await;
     let first = PostgresStore::try_lead(&schema.url, ORIGIN)
         .await
         .expect("try")

@@ -7,7 +7,7 @@
 //! acknowledged.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use evault_core::{
     Checkpoint, EvidenceEntry, Hash, Receipt, SigningKey, VerifierKey, open_checkpoint,
@@ -23,43 +23,10 @@ use evault_tree::{
 
 const ORIGIN: &str = "vault.example/tree-test";
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh PostgreSQL schema, migrated.
-async fn postgres_store() -> PostgresStore {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "evault_tree_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let base = database_url();
-    let (client, conn) = tokio_postgres_connect(&base).await;
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-        ))
-        .await
-        .expect("schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-    migrate(&url).await.expect("migrate");
-    PostgresStore::connect(&url, 8).expect("pool")
-}
-
-async fn tokio_postgres_connect(
-    url: &str,
-) -> (
-    tokio_postgres::Client,
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-) {
-    tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {url} (set DATABASE_URL): {e}"))
+/// A store in `schema`, migrated from empty.
+async fn postgres_store(schema: &evault_test_support::PgSchema) -> PostgresStore {
+    migrate(&schema.url).await.expect("migrate");
+    PostgresStore::connect(&schema.url, 8).expect("pool")
 }
 
 /// A store that can be told to fail its next integration, before or after
@@ -526,7 +493,9 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::postgres_store().await).await;
+                    let schema = evault_test_support::PgSchema::create("evault_tree").await;
+                    super::$name(super::postgres_store(&schema).await).await;
+                    schema.drop_schema().await;
                 }
             )*
         }
