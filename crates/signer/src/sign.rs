@@ -408,6 +408,52 @@ mod tests {
         signer.sign(&log.request(head)).await.expect("extends");
     }
 
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_refusal_is_logged_as_an_error() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path());
+        let mut log = Log::default();
+        let head = log.grow(4, "l");
+        signer
+            .sign(&log.request(TreeHead::empty()))
+            .await
+            .expect("sign");
+        let rollback = SignRequest {
+            origin: ORIGIN.into(),
+            old: head,
+            new: TreeHead::empty(),
+            proof: vec![],
+        };
+        assert!(signer.sign(&rollback).await.is_err());
+        let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
+        assert!(text.contains("ERROR"), "{text}");
+        assert!(text.contains("refusing a rollback"), "{text}");
+    }
+
     #[tokio::test]
     async fn unknown_origin_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
