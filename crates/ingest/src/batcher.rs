@@ -35,6 +35,11 @@ impl<S: LogStore, P: Publisher> SequenceBatch for Sequencer<S, P> {
     }
 }
 
+/// How long ingest waits for some tree to be the active sequencer before
+/// failing a batch: long enough for a standby to take over.
+pub const FAILOVER_WINDOW: Duration = Duration::from_secs(10);
+const FAILOVER_PAUSE: Duration = Duration::from_millis(200);
+
 /// Trees reached over gRPC: the active sequencer and its standbys. Calls
 /// go to the one that answered last; when it is unavailable (gone, or a
 /// standby), the next is tried.
@@ -68,21 +73,31 @@ impl RemoteTree {
         })
     }
 
+    /// Sends `request` to the active tree. While none is (a standby is
+    /// taking over, or all are starting), keeps trying for
+    /// [`FAILOVER_WINDOW`]: retrying is safe, since tree drops entries whose
+    /// dedup key is already logged.
     async fn call(&self, request: SequenceRequest) -> Result<SequenceResponse, Status> {
-        let start = self.current.load(Ordering::Relaxed);
-        let mut last = Status::unavailable("no tree answered");
-        for offset in 0..self.clients.len() {
-            let at = (start + offset) % self.clients.len();
-            match self.clients[at].clone().sequence(request.clone()).await {
-                Ok(response) => {
-                    self.current.store(at, Ordering::Relaxed);
-                    return Ok(response.into_inner());
+        let deadline = tokio::time::Instant::now() + FAILOVER_WINDOW;
+        loop {
+            let start = self.current.load(Ordering::Relaxed);
+            let mut last = Status::unavailable("no tree answered");
+            for offset in 0..self.clients.len() {
+                let at = (start + offset) % self.clients.len();
+                match self.clients[at].clone().sequence(request.clone()).await {
+                    Ok(response) => {
+                        self.current.store(at, Ordering::Relaxed);
+                        return Ok(response.into_inner());
+                    }
+                    Err(status) if status.code() == tonic::Code::Unavailable => last = status,
+                    Err(status) => return Err(status),
                 }
-                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
-                Err(status) => return Err(status),
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(FAILOVER_PAUSE).await;
         }
-        Err(last)
     }
 }
 

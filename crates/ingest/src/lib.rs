@@ -17,5 +17,7 @@ mod grpc;
 pub mod statement;
 
 pub use auth::{Authenticator, DevToken, Principal, bearer_token};
-pub use batcher::{Answer, BatchConfig, Batcher, PUSHBACK, RemoteTree, SequenceBatch, pushback};
+pub use batcher::{
+    Answer, BatchConfig, Batcher, FAILOVER_WINDOW, PUSHBACK, RemoteTree, SequenceBatch, pushback,
+};
 pub use grpc::{IngestGrpc, MAX_MESSAGE, STREAM_WINDOW, serve};
