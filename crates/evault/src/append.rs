@@ -28,19 +28,28 @@ pub(crate) struct AppendArgs {
     #[command(flatten)]
     token: TokenArgs,
     /// Write receipts into this directory instead of beside each file.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "EVAULT_RECEIPTS", value_name = "DIR")]
     receipts: Option<PathBuf>,
     /// Media type recorded for every file.
-    #[arg(long, default_value = "application/octet-stream")]
+    #[arg(
+        long,
+        env = "EVAULT_MEDIA_TYPE",
+        default_value = "application/octet-stream"
+    )]
     media_type: String,
     /// A label `KEY=VALUE` recorded with every file (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
+    #[arg(
+        long = "label",
+        env = "EVAULT_LABELS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
     labels: Vec<String>,
     /// Also send the files' bytes for the vault to keep.
-    #[arg(long)]
+    #[arg(long, env = "EVAULT_UPLOAD")]
     upload: bool,
     /// Print one JSON object per file instead of text.
-    #[arg(long)]
+    #[arg(long, env = "EVAULT_JSON")]
     json: bool,
     /// The evidence files.
     #[arg(required = true, value_name = "FILE")]

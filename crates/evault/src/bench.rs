@@ -33,13 +33,13 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     token: TokenArgs,
     /// Statements to append.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "EVAULT_BENCH_COUNT", default_value_t = 10_000)]
     count: u64,
     /// Stream or unary calls.
-    #[arg(long, value_enum, default_value_t = Mode::Stream)]
+    #[arg(long, env = "EVAULT_BENCH_MODE", value_enum, default_value_t = Mode::Stream)]
     mode: Mode,
     /// Unary calls in flight at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "EVAULT_BENCH_CONCURRENCY", default_value_t = 256)]
     concurrency: usize,
 }
 

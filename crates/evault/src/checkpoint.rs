@@ -20,10 +20,10 @@ pub(crate) struct CheckpointArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// Write the checkpoint note to this file.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', env = "EVAULT_OUT", value_name = "FILE")]
     out: Option<PathBuf>,
     /// Print a JSON object (origin, size, root, note) instead of the note.
-    #[arg(long)]
+    #[arg(long, env = "EVAULT_JSON")]
     json: bool,
 }
 
@@ -72,13 +72,13 @@ pub(crate) struct ConsistencyArgs {
     #[command(flatten)]
     keys: TrustedKeys,
     /// The earlier checkpoint note (e.g. from `evault checkpoint -o`).
-    #[arg(long, value_name = "CHECKPOINT_FILE")]
+    #[arg(long, env = "EVAULT_FROM", value_name = "CHECKPOINT_FILE")]
     from: PathBuf,
     /// Write the newer checkpoint note here, to check against next time.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', env = "EVAULT_OUT", value_name = "FILE")]
     out: Option<PathBuf>,
     /// Print a JSON object instead of text.
-    #[arg(long)]
+    #[arg(long, env = "EVAULT_JSON")]
     json: bool,
 }
 

@@ -26,7 +26,7 @@ pub(crate) struct FsckArgs {
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
     /// An earlier checkpoint (note file) the log must extend.
-    #[arg(long, value_name = "CHECKPOINT")]
+    #[arg(long, env = "EVAULT_PREVIOUS", value_name = "CHECKPOINT")]
     previous: Option<PathBuf>,
     /// The log: a directory holding `checkpoint` and `tile/`, or an
     /// `http://` / `https://` base URL.

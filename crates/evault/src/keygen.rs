@@ -21,7 +21,7 @@ pub(crate) struct KeygenArgs {
     #[arg(long, env = "EVAULT_KEY_FILE", default_value = "evault-signing.key")]
     key_file: PathBuf,
     /// Also write the verifier key line to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "EVAULT_VKEY_OUT", value_name = "FILE")]
     vkey_out: Option<PathBuf>,
 }
 

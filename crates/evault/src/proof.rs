@@ -28,17 +28,17 @@ pub(crate) struct ProofArgs {
     server: ServerArgs,
     /// Read a published tile log instead of asking the vault: a directory
     /// holding `checkpoint` and `tile/`, or an `http://` / `https://` base URL.
-    #[arg(long, value_name = "DIR_OR_URL")]
+    #[arg(long, env = "EVAULT_LOG", value_name = "DIR_OR_URL")]
     log: Option<String>,
     /// Index of the entry, from 0.
-    #[arg(long)]
+    #[arg(long, env = "EVAULT_INDEX")]
     index: u64,
     /// Write the receipt here instead of standard output.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', env = "EVAULT_OUT", value_name = "FILE")]
     out: Option<PathBuf>,
     /// Print a JSON object (index, tree size, receipt text) instead of the
     /// receipt.
-    #[arg(long)]
+    #[arg(long, env = "EVAULT_JSON")]
     json: bool,
 }
 

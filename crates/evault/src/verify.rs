@@ -23,7 +23,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
     /// The evidence file the receipt should be for.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "EVAULT_EVIDENCE", value_name = "FILE")]
     evidence: Option<PathBuf>,
     /// The receipt file.
     #[arg(value_name = "RECEIPT")]
