@@ -228,12 +228,13 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             .collect::<Result<_, _>>()
             .map_err(StorageError::Corrupt)?;
         let proofs = prove(&self.store, &self.origin, &self.cache, size, &tiles, &plans).await?;
+        let originals = self.originals(&placed).await?;
         let mut entries = Vec::with_capacity(batch.len());
         for ((index, duplicate), proof) in placed.into_iter().zip(proofs) {
             let entry = if duplicate {
-                let mut found = self.store.read_entries(&self.origin, index, 1).await?;
-                found
-                    .pop()
+                originals
+                    .get(&index)
+                    .cloned()
                     .ok_or_else(|| StorageError::Corrupt(format!("entry {index}")))?
             } else {
                 fresh[(index - old.size) as usize].entry.clone()
@@ -250,6 +251,38 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             size,
             entries,
         })
+    }
+
+    /// The logged entries that the duplicates of a batch stand for, read in
+    /// runs of consecutive indices: a retried batch is mostly one run, so
+    /// it costs a few reads rather than one per entry.
+    async fn originals(
+        &self,
+        placed: &[(u64, bool)],
+    ) -> Result<HashMap<u64, Vec<u8>>, SequenceError> {
+        let mut wanted: Vec<u64> = placed
+            .iter()
+            .filter(|(_, dup)| *dup)
+            .map(|(i, _)| *i)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut originals = HashMap::with_capacity(wanted.len());
+        let mut rest = wanted.as_slice();
+        while let Some(&start) = rest.first() {
+            let run = rest
+                .iter()
+                .enumerate()
+                .take_while(|(k, i)| **i == start + *k as u64)
+                .count();
+            let read = self
+                .store
+                .read_entries(&self.origin, start, run as u64)
+                .await?;
+            originals.extend((start..).zip(read));
+            rest = &rest[run..];
+        }
+        Ok(originals)
     }
 
     /// Gets the committed head signed (unless it already is) and stores
