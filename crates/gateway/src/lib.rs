@@ -26,13 +26,15 @@ pub use tiles::TileApi;
 const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"];
 
 /// Serves `grpc` (the public services), gRPC health and the HTTP routes
-/// `http` on `listener`, until `shutdown` completes.
+/// `http` on `listener`, until `shutdown` completes: HTTP/1.1 and HTTP/2 on
+/// one port, with the vault's transport settings (`TCP_NODELAY`, windows
+/// sized to h2's data-frame budget) like every other role.
 pub async fn serve(
     listener: TcpListener,
     grpc: tonic::service::Routes,
     http: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in SERVICES {
         reporter
@@ -43,7 +45,9 @@ pub async fn serve(
         .set_service_status("", ServingStatus::Serving)
         .await;
     let router = grpc.add_service(health).into_axum_router().merge(http);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    evault_proto::transport::server()
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(router))
+        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
         .await
 }

@@ -26,7 +26,7 @@ use tonic::{Request, Response, Status, Streaming};
 const MAX_MESSAGE: usize = 64 << 20;
 
 fn channel(endpoint: &str, role: &str) -> Result<Channel, String> {
-    Ok(Channel::from_shared(endpoint.to_string())
+    Ok(evault_proto::transport::endpoint(endpoint)
         .map_err(|e| format!("{role} address {endpoint:?}: {e}"))?
         .connect_lazy())
 }
@@ -86,8 +86,12 @@ impl IngestService for IngestProxy {
             .client
             .clone()
             .append_stream(forward(&metadata, outbound))
-            .await?
-            .into_inner();
+            .await
+            .map_err(evault_proto::transport::stream_end)?
+            .into_inner()
+            // Ingest lost mid-stream (restarted, killed): the caller is
+            // told to retry, which is safe since appends are idempotent.
+            .map(|response| response.map_err(evault_proto::transport::stream_end));
         Ok(Response::new(Box::pin(responses)))
     }
 }

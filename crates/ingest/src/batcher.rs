@@ -1,6 +1,7 @@
 //! The batcher: gathers entries from every caller and hands them to tree
-//! in batches, flushing when a batch is full or its oldest entry has waited
-//! long enough; then answers each caller with its own receipt.
+//! in batches, one batch in flight at a time (group commit: what arrives
+//! meanwhile forms the next batch); then answers each caller with its own
+//! receipt.
 //!
 //! Its queue is bounded: when it is full, a caller is told so at once
 //! (`RESOURCE_EXHAUSTED` with retry advice) rather than left waiting.
@@ -58,7 +59,7 @@ impl RemoteTree {
         let clients = endpoints
             .iter()
             .map(|endpoint| {
-                let channel = Channel::from_shared(endpoint.clone())
+                let channel = evault_proto::transport::endpoint(endpoint)
                     .map_err(|e| format!("tree address {endpoint:?}: {e}"))?
                     .connect_lazy();
                 Ok(SequencerServiceClient::new(channel)
@@ -148,12 +149,16 @@ impl SequenceBatch for RemoteTree {
 }
 
 /// How the batcher batches.
+///
+/// There is no timer: a batch is sent as soon as tree is free (group
+/// commit). On an idle vault the first entry goes at once, alone; while a
+/// batch is in flight, every entry that arrives waits for the next one, so
+/// a loaded vault forms large batches without ever holding an entry back
+/// for a clock.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchConfig {
-    /// Flush when this many entries wait.
+    /// The most entries one batch carries.
     pub max_batch: usize,
-    /// Flush when the oldest waiting entry has waited this long.
-    pub max_age: Duration,
     /// Entries that may wait in all; beyond, callers are pushed back.
     pub backlog: usize,
 }
@@ -162,7 +167,6 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_batch: 4096,
-            max_age: Duration::from_millis(5),
             backlog: 65_536,
         }
     }
@@ -195,19 +199,36 @@ impl Batcher {
 
     /// Queues `entry`; the receiver gets its receipt once it is durable and
     /// signed. Fails at once with `RESOURCE_EXHAUSTED` when the backlog is
-    /// full.
+    /// full: a unary caller is told to come back.
     pub fn submit(&self, entry: NewEntry) -> Result<oneshot::Receiver<Answer>, Status> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send(Waiting { entry, reply })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => pushback(),
-                mpsc::error::TrySendError::Closed(_) => {
-                    Status::unavailable("ingest is shutting down")
-                }
+                mpsc::error::TrySendError::Closed(_) => stopped(),
             })?;
         Ok(answer)
     }
+
+    /// Queues `entry`, waiting while the backlog is full. For streams: a
+    /// stream that waits stops reading, and HTTP/2 flow control holds its
+    /// sender back, so pushback needs no error and no retry.
+    pub async fn submit_waiting(
+        &self,
+        entry: NewEntry,
+    ) -> Result<oneshot::Receiver<Answer>, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Waiting { entry, reply })
+            .await
+            .map_err(|_| stopped())?;
+        Ok(answer)
+    }
+}
+
+fn stopped() -> Status {
+    Status::unavailable("ingest is shutting down")
 }
 
 /// `RESOURCE_EXHAUSTED` with the gRPC retry-pushback advice.
@@ -229,38 +250,172 @@ async fn run<T: SequenceBatch>(
     config: BatchConfig,
     mut waiting: mpsc::Receiver<Waiting>,
 ) {
-    while let Some(first) = waiting.recv().await {
-        let deadline = tokio::time::Instant::now() + config.max_age;
-        let mut batch = vec![first];
-        while batch.len() < config.max_batch {
-            tokio::select! {
-                next = waiting.recv() => match next {
-                    Some(w) => batch.push(w),
-                    None => break,
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+    let mut batch = Vec::with_capacity(config.max_batch);
+    // Waits only while nothing is queued; then takes everything already
+    // there, up to a full batch. Entries arriving while tree works on this
+    // batch queue up and make the next one.
+    while waiting.recv_many(&mut batch, config.max_batch.max(1)).await > 0 {
+        let (entries, replies): (Vec<NewEntry>, Vec<_>) =
+            batch.drain(..).map(|w| (w.entry, w.reply)).unzip();
+        let outcome = tree.sequence(entries).await;
+        answer(replies, outcome);
+    }
+}
+
+/// Answers each caller of a batch with its receipt, or the batch's error.
+fn answer(replies: Vec<oneshot::Sender<Answer>>, outcome: Result<SequencedBatch, Status>) {
+    match outcome {
+        Ok(sequenced) => {
+            for (reply, e) in replies.into_iter().zip(sequenced.entries) {
+                let receipt = Receipt {
+                    index: e.index,
+                    entry: e.entry,
+                    inclusion_proof: e.proof.iter().map(|h| h.as_bytes().to_vec()).collect(),
+                    checkpoint: sequenced.checkpoint.clone(),
+                };
+                // A caller that went away no longer needs its answer.
+                let _ = reply.send(Ok((receipt, e.duplicate)));
             }
         }
-        let entries: Vec<NewEntry> = batch.iter().map(|w| w.entry.clone()).collect();
-        match tree.sequence(entries).await {
-            Ok(sequenced) => {
-                for (w, e) in batch.into_iter().zip(sequenced.entries) {
-                    let receipt = Receipt {
-                        index: e.index,
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "batch not sequenced");
+            for reply in replies {
+                let _ = reply.send(Err(status.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// A tree that records each batch's size and answers index 0 for all,
+    /// holding every batch until `release` is notified when `hold` is set.
+    #[derive(Default)]
+    struct RecordingTree {
+        batches: Mutex<Vec<usize>>,
+        hold: bool,
+        arrived: Notify,
+        release: Notify,
+    }
+
+    impl SequenceBatch for RecordingTree {
+        async fn sequence(&self, batch: Vec<NewEntry>) -> Result<SequencedBatch, Status> {
+            self.batches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(batch.len());
+            self.arrived.notify_one();
+            if self.hold {
+                self.release.notified().await;
+            }
+            Ok(SequencedBatch {
+                checkpoint: Vec::new(),
+                size: 1,
+                entries: batch
+                    .into_iter()
+                    .map(|e| Sequenced {
+                        index: 0,
+                        duplicate: false,
                         entry: e.entry,
-                        inclusion_proof: e.proof.iter().map(|h| h.as_bytes().to_vec()).collect(),
-                        checkpoint: sequenced.checkpoint.clone(),
-                    };
-                    // A caller that went away no longer needs its answer.
-                    let _ = w.reply.send(Ok((receipt, e.duplicate)));
-                }
-            }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "batch not sequenced");
-                for w in batch {
-                    let _ = w.reply.send(Err(status.clone()));
-                }
-            }
+                        proof: Vec::new(),
+                    })
+                    .collect(),
+            })
         }
+    }
+
+    fn entry(n: u8) -> NewEntry {
+        NewEntry {
+            entry: vec![n],
+            dedup_key: [n; 32],
+        }
+    }
+
+    fn sizes(tree: &RecordingTree) -> Vec<usize> {
+        tree.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// On the paused clock, time moves only when something waits on a
+    /// timer: an append answered with no time gone by waited for none.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_batcher_sends_an_entry_at_once() {
+        let tree = Arc::new(RecordingTree::default());
+        let batcher = Batcher::start(Arc::clone(&tree), BatchConfig::default());
+        let started = tokio::time::Instant::now();
+        let answer = batcher.submit(entry(1)).expect("queued");
+        answer.await.expect("answered").expect("sequenced");
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(sizes(&tree), [1]);
+    }
+
+    #[tokio::test]
+    async fn entries_arriving_during_a_batch_form_the_next_ones() {
+        let tree = Arc::new(RecordingTree {
+            hold: true,
+            ..RecordingTree::default()
+        });
+        let config = BatchConfig {
+            max_batch: 64,
+            backlog: 1024,
+        };
+        let batcher = Batcher::start(Arc::clone(&tree), config);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        let rest: Vec<_> = (1..=100)
+            .map(|n| batcher.submit(entry(n)).expect("queued"))
+            .collect();
+        for _ in 0..3 {
+            tree.release.notify_one();
+            tokio::task::yield_now().await;
+        }
+        first.await.expect("answered").expect("sequenced");
+        for answer in rest {
+            // Each held batch needs its own release.
+            tree.release.notify_one();
+            answer.await.expect("answered").expect("sequenced");
+        }
+        assert_eq!(sizes(&tree), [1, 64, 36]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_submit_waits_for_room_instead_of_pushing_back() {
+        let tree = Arc::new(RecordingTree {
+            hold: true,
+            ..RecordingTree::default()
+        });
+        let config = BatchConfig {
+            max_batch: 1,
+            backlog: 1,
+        };
+        let batcher = Batcher::start(Arc::clone(&tree), config);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        let second = batcher.submit(entry(1)).expect("room for one");
+        let status = batcher.submit(entry(2)).expect_err("the backlog is full");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let waiting = tokio::spawn({
+            let batcher = batcher.clone();
+            async move { batcher.submit_waiting(entry(2)).await }
+        });
+        tree.release.notify_one();
+        first.await.expect("answered").expect("sequenced");
+        let third = waiting
+            .await
+            .expect("join")
+            .expect("queued once room freed");
+        for answer in [second, third] {
+            tree.release.notify_one();
+            answer.await.expect("answered").expect("sequenced");
+        }
+        assert_eq!(sizes(&tree), [1, 1, 1]);
     }
 }

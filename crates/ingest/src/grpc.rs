@@ -15,9 +15,9 @@ use evault_proto::v1::{
 use evault_storage::{EvidenceStore, StorageError};
 use evault_tree::NewEntry;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Authenticator, Principal};
@@ -25,8 +25,16 @@ use crate::batcher::{Answer, Batcher};
 use crate::statement::accept;
 
 /// Requests one stream may have in flight; beyond, the server stops
-/// reading and HTTP/2 flow control holds the client back.
-pub const STREAM_WINDOW: usize = 1024;
+/// reading and HTTP/2 flow control holds the client back. Twice a full
+/// batch, so that one stream alone fills the next batch while tree works
+/// on the current one.
+pub const STREAM_WINDOW: usize = 8192;
+/// Requests all streams together may have in flight. Each holds its
+/// receipt (about a kilobyte) until its stream sends it, so this bounds the
+/// memory of clients that stream faster than they read.
+pub const STREAMS_IN_FLIGHT: usize = 32_768;
+/// Answers buffered per stream beyond those HTTP/2 is sending.
+const STREAM_OUT: usize = 64;
 /// Largest request message: a statement with its evidence bytes.
 pub const MAX_MESSAGE: usize = 16 << 20;
 
@@ -39,6 +47,8 @@ struct Inner<A, E> {
     auth: A,
     evidence: E,
     batcher: Batcher,
+    /// Shared by every stream: one permit per request in flight.
+    streams_in_flight: Arc<Semaphore>,
 }
 
 impl<A, E> Clone for IngestGrpc<A, E> {
@@ -58,6 +68,7 @@ impl<A: Authenticator, E: EvidenceStore> IngestGrpc<A, E> {
                 auth,
                 evidence,
                 batcher,
+                streams_in_flight: Arc::new(Semaphore::new(STREAMS_IN_FLIGHT)),
             }),
         }
     }
@@ -74,9 +85,9 @@ pub async fn serve<A: Authenticator, E: EvidenceStore>(
     ingest: IngestGrpc<A, E>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    evault_proto::transport::server()
         .add_service(ingest.into_service())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
         .await
 }
 
@@ -99,21 +110,21 @@ fn storage_status(error: StorageError) -> Status {
 }
 
 impl<A: Authenticator, E: EvidenceStore> Inner<A, E> {
-    /// Validates, stores evidence bytes, and queues one statement.
-    async fn submit(
+    /// Validates one statement and stores its evidence bytes, if sent:
+    /// the entry to queue.
+    async fn prepare(
         &self,
-        field: &str,
         principal: &Principal,
         statement: Option<EvidenceStatement>,
-    ) -> Result<oneshot::Receiver<Answer>, Status> {
-        let statement = accept(field, statement, principal, now_ms())?;
+    ) -> Result<NewEntry, Status> {
+        let statement = accept("statement", statement, principal, now_ms())?;
         if let Some(content) = &statement.content {
             self.evidence
                 .put_evidence(statement.entry.digest, content)
                 .await
                 .map_err(storage_status)?;
         }
-        self.batcher.submit(NewEntry {
+        Ok(NewEntry {
             entry: statement.bytes,
             dedup_key: statement.dedup_key,
         })
@@ -135,11 +146,11 @@ impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
         let principal = self.inner.auth.authenticate(request.metadata())?;
-        let answer = self
+        let entry = self
             .inner
-            .submit("statement", &principal, request.into_inner().statement)
+            .prepare(&principal, request.into_inner().statement)
             .await?;
-        let (receipt, duplicate) = answered(answer).await?;
+        let (receipt, duplicate) = answered(self.inner.batcher.submit(entry)?).await?;
         Ok(Response::new(AppendResponse {
             receipt: Some(receipt),
             duplicate,
@@ -154,36 +165,51 @@ impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
         let principal = self.inner.auth.authenticate(request.metadata())?;
         let mut requests = request.into_inner();
-        let (out, responses) = mpsc::channel(STREAM_WINDOW);
-        // Pending answers in request order; its bound is the stream's
-        // window: when full, reading stops.
-        let (pending_tx, mut pending) =
-            mpsc::channel::<(u64, Result<oneshot::Receiver<Answer>, Status>)>(STREAM_WINDOW);
+        let (out, responses) = mpsc::channel(STREAM_OUT);
+        // Pending answers in request order, each holding its permit; the
+        // bound is the stream's window: when full, or when every stream
+        // together has its fill in flight, reading stops.
+        let (pending_tx, mut pending) = mpsc::channel::<Pending>(STREAM_WINDOW);
         let inner = Arc::clone(&self.inner);
         let reader_out = out.clone();
         tokio::spawn(async move {
             loop {
                 match requests.message().await {
                     Ok(Some(r)) => {
-                        let queued = inner.submit("statement", &principal, r.statement).await;
-                        if pending_tx.send((r.request_id, queued)).await.is_err() {
+                        let Ok(permit) = Arc::clone(&inner.streams_in_flight).acquire_owned().await
+                        else {
+                            break;
+                        };
+                        let queued = match inner.prepare(&principal, r.statement).await {
+                            Ok(entry) => inner.batcher.submit_waiting(entry).await,
+                            Err(status) => Err(status),
+                        };
+                        let item = Pending {
+                            request_id: r.request_id,
+                            queued,
+                            _permit: permit,
+                        };
+                        if pending_tx.send(item).await.is_err() {
                             break;
                         }
                     }
                     Ok(None) => break,
                     Err(status) => {
-                        let _ = reader_out.send(Err(status)).await;
+                        let _ = reader_out
+                            .send(Err(evault_proto::transport::stream_end(status)))
+                            .await;
                         break;
                     }
                 }
             }
         });
         tokio::spawn(async move {
-            while let Some((request_id, queued)) = pending.recv().await {
-                let outcome = match queued {
+            while let Some(item) = pending.recv().await {
+                let outcome = match item.queued {
                     Ok(answer) => answered(answer).await,
                     Err(status) => Err(status),
                 };
+                let request_id = item.request_id;
                 let response = match outcome {
                     Ok((receipt, duplicate)) => AppendStreamResponse {
                         request_id,
@@ -206,4 +232,12 @@ impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
+}
+
+/// One streamed request awaiting its answer.
+struct Pending {
+    request_id: u64,
+    queued: Result<oneshot::Receiver<Answer>, Status>,
+    /// Released once the answer is handed to the stream.
+    _permit: OwnedSemaphorePermit,
 }

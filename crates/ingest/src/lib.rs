@@ -4,8 +4,10 @@
 //! unauthenticated), validates and bounds their statements with
 //! field-precise `INVALID_ARGUMENT` ([`statement`]), stores uploaded
 //! evidence bytes, builds the evidence entries, and queues them on the
-//! [`Batcher`], which flushes batches to tree on size or age and pushes
-//! back with `RESOURCE_EXHAUSTED` when its backlog is full. Each caller is
+//! [`Batcher`], which sends tree one batch at a time, each holding what
+//! queued while the last was in flight (group commit), and pushes back
+//! (`RESOURCE_EXHAUSTED` for a call, flow control for a stream) when its
+//! backlog is full. Each caller is
 //! answered with its receipt only once its entry is durable and covered by
 //! a signed checkpoint. [`serve`] runs `IngestService` over gRPC.
 //!
@@ -20,4 +22,4 @@ pub use auth::{Authenticator, DevToken, Principal, bearer_token};
 pub use batcher::{
     Answer, BatchConfig, Batcher, FAILOVER_WINDOW, PUSHBACK, RemoteTree, SequenceBatch, pushback,
 };
-pub use grpc::{IngestGrpc, MAX_MESSAGE, STREAM_WINDOW, serve};
+pub use grpc::{IngestGrpc, MAX_MESSAGE, STREAM_WINDOW, STREAMS_IN_FLIGHT, serve};

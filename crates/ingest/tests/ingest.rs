@@ -304,7 +304,6 @@ async fn stream_answers_every_request_in_order() {
 async fn full_backlog_pushes_back_with_retry_advice() {
     let config = BatchConfig {
         max_batch: 1,
-        max_age: Duration::from_millis(1),
         backlog: 1,
     };
     let vault = start(config, true).await;

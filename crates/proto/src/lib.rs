@@ -1,15 +1,18 @@
 //! The vault's protobuf contracts, package `evault.v1`, as Rust code.
 //!
-//! This crate is generated code and nothing else: the prost messages and the
+//! This crate is the wire and nothing else: the prost messages and the
 //! tonic clients and servers of `IngestService`, `TreeService`,
-//! `SequencerService` and `SignerService`, built from `proto/evault/v1/` at
-//! compile time (see `docs/protobuf.md`). The documentation of every type
-//! and field is that of the `.proto` files.
+//! `SequencerService` and `SignerService`, generated from `proto/evault/v1/`
+//! at compile time (see `docs/protobuf.md`), and the HTTP/2 settings every
+//! role's servers and clients use ([`transport`]). The documentation of
+//! every type and field is that of the `.proto` files.
 //!
 //! It does not validate, convert or interpret anything: a generated message
 //! may hold a 7-byte "hash" or an empty origin. Domain crates never see these
 //! types beyond their gRPC edge, where they convert them into their own
 //! types and reject bad input with a field-precise `INVALID_ARGUMENT`.
+
+pub mod transport;
 
 /// Messages and services of the protobuf package `evault.v1`.
 pub mod v1 {

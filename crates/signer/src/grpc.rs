@@ -12,7 +12,6 @@ use evault_proto::v1::{
 };
 use evault_storage::{SignerStore, StorageError, TreeHead};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::sign::{CheckpointSigner, SignError, SignRequest};
@@ -37,9 +36,9 @@ pub async fn serve<S: SignerStore>(
     signer: CheckpointSigner<S>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    evault_proto::transport::server()
         .add_service(SignerServiceServer::new(SignerGrpc::new(signer)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
         .await
 }
 

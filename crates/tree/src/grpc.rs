@@ -16,7 +16,6 @@ use evault_proto::v1::{
 };
 use evault_storage::{LogStore, StorageError};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::publish::{PublishError, Publisher};
@@ -85,10 +84,10 @@ pub async fn serve<S: LogStore, P: Publisher>(
     tree: TreeGrpc<S, P>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    evault_proto::transport::server()
         .add_service(SequencerServiceServer::new(tree.clone()))
         .add_service(TreeServiceServer::new(tree))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
         .await
 }
 

@@ -56,7 +56,7 @@ pub struct RemoteSigner {
 impl RemoteSigner {
     /// A signer at `endpoint` (e.g. `http://signer:7002`), connected lazily.
     pub fn new(endpoint: &str) -> Result<Self, String> {
-        let channel = Channel::from_shared(endpoint.to_string())
+        let channel = evault_proto::transport::endpoint(endpoint)
             .map_err(|e| format!("signer address {endpoint:?}: {e}"))?
             .connect_lazy();
         Ok(RemoteSigner {
