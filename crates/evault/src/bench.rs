@@ -21,7 +21,7 @@ use evault_proto::v1::get_inclusion_proof_request::Leaf;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::tree_service_client::TreeServiceClient;
 use evault_proto::v1::{
-    AppendRequest, AppendStreamRequest, EvidenceStatement, GetCheckpointRequest, GetEntriesRequest,
+    AppendRequest, AppendStreamRequest, EvidenceStatement, GetCheckpointRequest,
     GetInclusionProofRequest,
 };
 use rand::Rng as _;
@@ -31,7 +31,7 @@ use tonic::{Code, Status};
 
 use self::baseline::Baseline;
 use self::load::{Limit, Tally};
-use crate::client::{ServerArgs, TokenArgs, rpc_failure};
+use crate::client::{ServerArgs, TokenArgs, fetch_entry, rpc_failure};
 use crate::outcome::{Failure, Outcome, invalid, usage};
 
 /// Calls a run makes when neither --count nor --duration is given.
@@ -529,22 +529,11 @@ async fn proofs(
         refuted: Vec::new(),
     };
     for (index, proof) in kept {
-        let entry = tree
-            .get_entries(GetEntriesRequest {
-                start: index,
-                count: 1,
-            })
-            .await
-            .map_err(|s| rpc_failure(&format!("entry {index}"), &s))?
-            .into_inner()
-            .entries
-            .pop()
-            .filter(|e| e.index == index)
-            .ok_or_else(|| invalid(format!("the vault did not return entry {index}")))?;
+        let entry = fetch_entry(&mut tree, index).await?;
         match verify_inclusion(
             index,
             size,
-            leaf_hash(&entry.entry).as_bytes(),
+            leaf_hash(&entry).as_bytes(),
             &proof,
             checkpoint.root.as_bytes(),
         ) {

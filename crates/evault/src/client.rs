@@ -81,3 +81,22 @@ impl TokenArgs {
 pub(crate) fn rpc_failure(what: &str, status: &tonic::Status) -> Failure {
     usage(format!("{what}: {:?}: {}", status.code(), status.message()))
 }
+
+/// Entry `index` of the log, as the vault's tree serves it.
+pub(crate) async fn fetch_entry(
+    tree: &mut TreeServiceClient<Channel>,
+    index: u64,
+) -> Result<Vec<u8>, Failure> {
+    tree.get_entries(evault_proto::v1::GetEntriesRequest {
+        start: index,
+        count: 1,
+    })
+    .await
+    .map_err(|s| rpc_failure(&format!("entry {index}"), &s))?
+    .into_inner()
+    .entries
+    .pop()
+    .filter(|e| e.index == index)
+    .map(|e| e.entry)
+    .ok_or_else(|| crate::outcome::invalid(format!("the vault did not return entry {index}")))
+}

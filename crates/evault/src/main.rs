@@ -3,7 +3,8 @@
 //! - Servers: `up` runs every role in one process; `serve <role>` one role
 //!   per process; `migrate` applies the PostgreSQL schema.
 //! - Clients of a running vault: `append`, `checkpoint`, `proof`,
-//!   `consistency`, and `bench` to measure appends per second.
+//!   `consistency`, and `bench` to measure appends (streamed, unary, open
+//!   loop) and proofs served, beside a raw PostgreSQL `COPY` baseline.
 //! - Offline, no server needed: `verify` checks a receipt, `fsck` audits a
 //!   whole published log, `proof --log` builds a receipt from one, `keygen`
 //!   creates a log signing key.

@@ -8,10 +8,10 @@ use evault_core::{
     Checkpoint, LogSource, Note, Receipt, TreeReader, leaf_hash, parse_bundle, verify_inclusion,
 };
 
+use evault_proto::v1::GetInclusionProofRequest;
 use evault_proto::v1::get_inclusion_proof_request::Leaf;
-use evault_proto::v1::{GetEntriesRequest, GetInclusionProofRequest};
 
-use crate::client::{ServerArgs, rpc_failure};
+use crate::client::{ServerArgs, fetch_entry, rpc_failure};
 use crate::outcome::{Failure, Outcome, invalid, usage};
 use crate::source::Source;
 
@@ -79,18 +79,7 @@ fn from_server(server: &ServerArgs, index: u64) -> Result<Vec<u8>, Failure> {
             .await
             .map_err(|s| rpc_failure(&format!("--index {index}"), &s))?
             .into_inner();
-        let entry = tree
-            .get_entries(GetEntriesRequest {
-                start: index,
-                count: 1,
-            })
-            .await
-            .map_err(|s| rpc_failure(&format!("entry {index}"), &s))?
-            .into_inner()
-            .entries
-            .pop()
-            .filter(|e| e.index == index)
-            .ok_or_else(|| invalid(format!("the vault did not return entry {index}")))?;
+        let entry = fetch_entry(&mut tree, index).await?;
         let proof = answer
             .inclusion_proof
             .iter()
@@ -98,7 +87,7 @@ fn from_server(server: &ServerArgs, index: u64) -> Result<Vec<u8>, Failure> {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| invalid("the vault sent a proof hash that is not 32 bytes"))?;
         Ok(Receipt {
-            extra: Some(entry.entry),
+            extra: Some(entry),
             index,
             proof,
             checkpoint: answer.checkpoint.map(|c| c.note).unwrap_or_default(),
