@@ -165,6 +165,41 @@ impl Integrator {
             .collect()
     }
 
+    /// Adds leaves and returns the tiles that filled up on the way, in
+    /// completion order: all that a store which derives its partial tiles
+    /// keeps of them.
+    pub fn integrate_full_tiles(
+        &mut self,
+        leaves: impl IntoIterator<Item = Hash>,
+    ) -> Vec<(TileId, Vec<u8>)> {
+        let mut tiles = Vec::new();
+        for leaf in leaves {
+            self.append_leaf(leaf, &mut |tile, hashes| {
+                tiles.push((tile, hashes.to_vec()))
+            });
+        }
+        tiles
+    }
+
+    /// Every level's partial tile as it stands at [`Integrator::size`],
+    /// lowest level first, whether or not it changed lately: the right edge
+    /// of the tree, which readers of a store holding only full tiles would
+    /// otherwise derive.
+    pub fn partial_tiles(&self) -> impl Iterator<Item = (TileId, &[u8])> + '_ {
+        self.levels
+            .iter()
+            .enumerate()
+            .filter(|(_, edge)| !edge.hashes.is_empty())
+            .map(|(level, edge)| {
+                let tile = TileId {
+                    level: level as u8,
+                    index: edge.tile_index,
+                    width: edge.count() as u16,
+                };
+                (tile, edge.hashes.as_slice())
+            })
+    }
+
     /// Adds leaves and returns every tile written on the way: the full ones
     /// in completion order, then the changed partial ones.
     pub fn integrate(&mut self, leaves: impl IntoIterator<Item = Hash>) -> Vec<(TileId, Vec<u8>)> {
@@ -195,6 +230,7 @@ impl Integrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tile::{full_tile_root, partial_tiles_for_size, tile_from_entries, tile_from_tiles};
     use std::collections::BTreeMap;
 
     struct Tiles(BTreeMap<(u8, u64), Vec<u8>>);
@@ -230,6 +266,77 @@ mod tests {
         }
         assert_eq!(resumed.root(), whole.root());
         assert_eq!(tiles.0, stored.0);
+    }
+
+    /// The partial tiles of the tree at `tree.size()`, derived the way a
+    /// store holding only full tiles derives them, equal the integrator's.
+    fn assert_edge_derives(tree: &Integrator, entries: &[Vec<u8>], full: &Tiles) {
+        let size = tree.size();
+        let edge: Vec<(TileId, &[u8])> = tree.partial_tiles().collect();
+        assert_eq!(
+            edge.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            partial_tiles_for_size(size).collect::<Vec<_>>(),
+            "partial tiles listed at size {size}"
+        );
+        for (tile, bytes) in edge {
+            let first = tile.index * TILE_WIDTH;
+            let below = first..first + u64::from(tile.width);
+            let derived = if tile.level == 0 {
+                tile_from_entries(&entries[below.start as usize..below.end as usize])
+            } else {
+                tile_from_tiles(below.map(|i| &full.0[&(tile.level - 1, i)]))
+                    .expect("full tiles below")
+            };
+            assert_eq!(derived, bytes, "{} at size {size}", tile.path());
+        }
+    }
+
+    #[test]
+    fn partial_tiles_derive_from_the_entries_and_full_tiles_below() {
+        let entries: Vec<Vec<u8>> = (0..2 * 65_536 + 300u32)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let mut tree = Integrator::new();
+        let mut full = Tiles(BTreeMap::new());
+        let mut checked = 0;
+        for (i, entry) in entries.iter().enumerate() {
+            let size = i as u64;
+            let near = |edge: u64| size.abs_diff(edge) <= 1 || size.abs_diff(edge + 255) <= 1;
+            if size < 2000 || near(65_536) || near(2 * 65_536) {
+                assert_edge_derives(&tree, &entries, &full);
+                checked += 1;
+            }
+            tree.append_entry(entry, &mut |tile, hashes| {
+                full.0.insert((tile.level, tile.index), hashes.to_vec());
+            });
+        }
+        assert_eq!(checked, 2000 + 12);
+    }
+
+    #[test]
+    fn full_tiles_only_integration_leaves_the_same_tree() {
+        let leaves: Vec<Hash> = (0..1000u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut both = Integrator::new();
+        let mut full_only = Integrator::new();
+        let mut written = Vec::new();
+        for chunk in leaves.chunks(97) {
+            both.integrate(chunk.iter().copied());
+            written.extend(full_only.integrate_full_tiles(chunk.iter().copied()));
+        }
+        assert_eq!(full_only.root(), both.root());
+        assert_eq!(
+            written.iter().map(|(t, _)| t.path()).collect::<Vec<_>>(),
+            ["tile/0/000", "tile/0/001", "tile/0/002"]
+        );
+        let edge: Vec<String> = full_only.partial_tiles().map(|(t, _)| t.path()).collect();
+        assert_eq!(edge, ["tile/0/003.p/232", "tile/1/000.p/3"]);
+        assert!(
+            tile_from_tiles([vec![0u8; 32]]).is_none(),
+            "not a full tile"
+        );
+        let mut first_tile = Integrator::new();
+        first_tile.integrate(leaves[..256].iter().copied());
+        assert_eq!(full_tile_root(&written[0].1), Some(first_tile.root()));
     }
 
     #[test]

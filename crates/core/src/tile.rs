@@ -6,8 +6,15 @@
 //! `8·L`; the nodes of the seven levels in between are not stored but
 //! recomputed from the tile below them. A backend that keeps only tiles can
 //! therefore answer for every complete subtree of the log.
+//!
+//! Only full tiles need storing: a partial tile is derivable from what lies
+//! below it ([`tile_from_entries`] at level 0, [`tile_from_tiles`] above),
+//! and the tile bytes are the same whichever way they were produced.
 
 use std::fmt;
+
+use crate::hash::{HASH_SIZE, Hash, leaf_hash};
+use crate::proof::perfect_root;
 
 /// Tree levels spanned by one tile (C2SP tlog-tiles fixes it at 8).
 pub const TILE_HEIGHT: u32 = 8;
@@ -252,6 +259,50 @@ pub fn tile_at(level: u8, index: u64, tree_size: u64) -> Option<TileId> {
 fn spans(count: u64) -> impl Iterator<Item = (u64, u16)> {
     (0..count.div_ceil(TILE_WIDTH))
         .map(move |i| (i, (count - i * TILE_WIDTH).min(TILE_WIDTH) as u16))
+}
+
+/// Bytes of a full tile: 256 hashes of 32 bytes.
+pub const FULL_TILE_BYTES: usize = TILE_WIDTH as usize * HASH_SIZE;
+
+/// The Merkle root of a full tile's 256 hashes: the hash the tile
+/// contributes to the level above (tile level `L + 1` holds the roots of the
+/// full tiles of level `L`). `None` unless `hashes` is exactly
+/// [`FULL_TILE_BYTES`] long.
+pub fn full_tile_root(hashes: &[u8]) -> Option<Hash> {
+    (hashes.len() == FULL_TILE_BYTES).then(|| perfect_root(hashes))
+}
+
+/// The level-0 tile over `entries` (at most 256, consecutive, starting at
+/// a multiple of 256): their leaf hashes, concatenated. Given the entries
+/// `256·N ..256·N + W`, this is tile `0/N` of width `W`.
+pub fn tile_from_entries<E: AsRef<[u8]>>(entries: impl IntoIterator<Item = E>) -> Vec<u8> {
+    entries
+        .into_iter()
+        .flat_map(|entry| leaf_hash(entry.as_ref()).0)
+        .collect()
+}
+
+/// The tile one level above `full_tiles` (at most 256 consecutive full
+/// tiles of one level, starting at a multiple of 256): the root of each,
+/// concatenated. Given the full tiles `L/256·N ..L/256·N + W`, this is tile
+/// `L+1/N` of width `W`. `None` if one of them is not a full tile.
+pub fn tile_from_tiles<T: AsRef<[u8]>>(full_tiles: impl IntoIterator<Item = T>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for tile in full_tiles {
+        out.extend_from_slice(&full_tile_root(tile.as_ref())?.0);
+    }
+    Some(out)
+}
+
+/// The partial tile of each level of a tree of `tree_size` leaves, lowest
+/// level first: the right edge, all that changes as the tree grows. A level
+/// whose hashes fill whole tiles has none.
+pub fn partial_tiles_for_size(tree_size: u64) -> impl Iterator<Item = TileId> {
+    (0..=MAX_TILE_LEVEL)
+        .take_while(move |&level| level_width(level, tree_size) > 0)
+        .filter_map(move |level| {
+            tile_at(level, level_width(level, tree_size) / TILE_WIDTH, tree_size)
+        })
 }
 
 /// Where the complete subtree at tree level `height`, position `index`

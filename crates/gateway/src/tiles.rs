@@ -1,6 +1,12 @@
 //! The C2SP tlog-tiles read API over HTTP: `/checkpoint`,
 //! `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`, served from
 //! storage, and only within the latest published checkpoint.
+//!
+//! Storage holds full tiles only; a partial tile is derived by
+//! `evault_storage::tiles::read_tiles`, the same function proofs use, so a
+//! path serves the same bytes whoever reads it. Clients poll the latest
+//! checkpoint's partial tiles over and over: the API's cache keeps them
+//! once derived.
 
 use std::sync::Arc;
 
@@ -11,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use evault_core::tile::{TILE_WIDTH, TilePath, tile_at};
 use evault_core::{Checkpoint, Note, encode_bundle};
 use evault_storage::LogStore;
+use evault_storage::tiles::{TileCache, read_tiles};
 
 /// Tiles and bundles never change once published: a tile's path names its
 /// width, so the bytes behind a path are fixed forever. The checkpoint
@@ -18,10 +25,17 @@ use evault_storage::LogStore;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 
+/// Full tiles the API keeps in memory (8 KiB each: 8 MiB). Clients and
+/// caches in front keep full tiles forever, so the API reads most of them
+/// once; the cache mostly spares re-reading the full tiles a partial tile
+/// of a higher level is derived from.
+const TILE_CACHE: usize = 1024;
+
 /// The tile API of one log.
 pub struct TileApi<S> {
     origin: String,
     store: S,
+    cache: TileCache,
 }
 
 impl<S: LogStore> TileApi<S> {
@@ -30,6 +44,7 @@ impl<S: LogStore> TileApi<S> {
         Arc::new(TileApi {
             origin: origin.to_string(),
             store,
+            cache: TileCache::new(TILE_CACHE),
         })
     }
 
@@ -103,7 +118,7 @@ async fn tile<S: LogStore>(
             if tile.width > available {
                 return not_found("no such tile in the published tree");
             }
-            match api.store.read_tiles(&api.origin, &[tile]).await {
+            match read_tiles(&api.store, &api.origin, size, &[tile], &api.cache).await {
                 Ok(mut tiles) => bytes(tiles.remove(0), "application/octet-stream", IMMUTABLE),
                 Err(e) => server_error(e),
             }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use evault_core::hash::sha256;
-use evault_core::tile::{BundleId, TileId};
+use evault_core::tile::{BundleId, TileId, full_tile_root};
 use evault_core::{Hash, LogSource, Receipt, SigningKey, VerifierKey, audit};
 use evault_gateway::{IngestProxy, TileApi, TreeProxy, serve};
 use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc};
@@ -235,6 +235,21 @@ async fn appends_go_through_and_the_log_is_served_as_tiles(separate: bool) {
             let error = http.get(missing).expect_err(missing);
             assert!(error.contains("404"), "{missing}: {error}");
         }
+        // Storage keeps full tiles only; partial tiles are derived and
+        // must be what the tree's hashes say: a narrower width is a prefix,
+        // and the level-1 tile holds the roots of the full tiles below.
+        let body = |path: &str| http.get(path).expect(path).0;
+        let full = [body("tile/0/000"), body("tile/0/001")];
+        assert_eq!(body("tile/0/000.p/5"), full[0][..5 * 32]);
+        let edge = body("tile/0/002.p/88");
+        assert_eq!(edge.len(), 88 * 32);
+        assert_eq!(body("tile/0/002.p/10"), edge[..10 * 32]);
+        let roots: Vec<u8> = full
+            .iter()
+            .flat_map(|t| full_tile_root(t).expect("full tile").0)
+            .collect();
+        assert_eq!(body("tile/1/000.p/2"), roots);
+        assert_eq!(body("tile/1/000.p/1"), roots[..32]);
         let report = audit(
             &mut Http(http.0.clone()),
             &keys,

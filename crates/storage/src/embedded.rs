@@ -7,11 +7,17 @@
 //! `evault up` runs every role in that one process.
 //!
 //! redb is synchronous; every call runs on tokio's blocking pool.
+//!
+//! Like PostgreSQL, the file holds full tiles only, each inserted once;
+//! partial tiles are derived when read ([`crate::tiles`]). Files written
+//! before that rule held partial tiles too: opening such a file removes
+//! them once, and records the format so later opens do not look again.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use evault_core::{Hash, TileId};
+use evault_core::Hash;
+use evault_core::tile::FULL_TILE_BYTES;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::{
@@ -32,7 +38,7 @@ const LEAVES: TableDefinition<'_, (u64, &[u8]), u64> = TableDefinition::new("lea
 /// (log ID, evidence SHA-256, index) → ()
 const EVIDENCE: TableDefinition<'_, (u64, &[u8], u64), ()> =
     TableDefinition::new("evidence_entries");
-/// (log ID, tile level, tile index) → the tile's hashes, latest width
+/// (log ID, tile level, tile index) → a full tile's 8192 bytes of hashes
 const TILES: TableDefinition<'_, (u64, u8, u64), &[u8]> = TableDefinition::new("tiles");
 /// (log ID, tree size) → checkpoint note
 const CHECKPOINTS: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("checkpoints");
@@ -42,6 +48,15 @@ const SIGNED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("signer_he
 
 /// evidence SHA-256 → evidence bytes
 const EVIDENCE_BYTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("evidence");
+
+/// name → value: facts about the file itself (its format).
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// The key in [`META`] of the file's format.
+const FORMAT_KEY: &str = "format";
+/// Format 2: the tiles table holds full tiles only. Format 1 (no `meta`
+/// entry) also kept each level's latest partial tile.
+const FORMAT: u64 = 2;
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "vault.redb";
@@ -99,6 +114,7 @@ impl EmbeddedStore {
         txn.open_table(CHECKPOINTS).map_err(backend)?;
         txn.open_table(SIGNED).map_err(backend)?;
         txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
+        upgrade(&txn)?;
         txn.commit().map_err(backend)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
@@ -112,6 +128,24 @@ impl EmbeddedStore {
             .await
             .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?
     }
+}
+
+/// Brings a file of an earlier format to [`FORMAT`]: drops the partial
+/// tiles format 1 stored, which nothing reads any more and which would
+/// stand where full tiles are later inserted. A scan of the tiles table,
+/// done once per file; a new file has no tiles to scan.
+fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    let format = meta.get(FORMAT_KEY).map_err(backend)?.map(|g| g.value());
+    if format == Some(FORMAT) {
+        return Ok(());
+    }
+    let mut tiles = txn.open_table(TILES).map_err(backend)?;
+    tiles
+        .retain(|_, hashes| hashes.len() == FULL_TILE_BYTES)
+        .map_err(backend)?;
+    meta.insert(FORMAT_KEY, FORMAT).map_err(backend)?;
+    Ok(())
 }
 
 fn log_id(txn: &redb::ReadTransaction, origin: &str) -> Result<u64> {
@@ -234,9 +268,17 @@ impl LogStore for EmbeddedStore {
                 }
                 let mut tile_table = txn.open_table(TILES).map_err(backend)?;
                 for (tile, bytes) in &tiles {
-                    tile_table
+                    // Full tiles are written once; finding one already
+                    // there means this batch overlaps the stored log.
+                    let previous = tile_table
                         .insert((id, tile.level, tile.index), bytes.as_slice())
                         .map_err(backend)?;
+                    if previous.is_some() {
+                        return Err(StorageError::InvalidBatch(format!(
+                            "{} is already stored",
+                            tile.path()
+                        )));
+                    }
                 }
                 heads
                     .insert(id, encode_head(&new).as_slice())
@@ -309,24 +351,21 @@ impl LogStore for EmbeddedStore {
         .await
     }
 
-    async fn read_tiles(&self, origin: &str, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+    async fn read_full_tiles(&self, origin: &str, positions: &[(u8, u64)]) -> Result<Vec<Vec<u8>>> {
         let origin = origin.to_string();
-        let tiles = tiles.to_vec();
+        let positions = positions.to_vec();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let table = txn.open_table(TILES).map_err(backend)?;
-            tiles
+            positions
                 .iter()
-                .map(|tile| {
-                    let want = usize::from(tile.width) * evault_core::HASH_SIZE;
-                    let stored = table.get((id, tile.level, tile.index)).map_err(backend)?;
-                    match stored {
-                        Some(bytes) if bytes.value().len() >= want => {
-                            Ok(bytes.value()[..want].to_vec())
-                        }
-                        _ => Err(StorageError::Corrupt(format!("tile {}", tile.path()))),
-                    }
+                .map(|&(level, index)| {
+                    let stored = table.get((id, level, index)).map_err(backend)?;
+                    stored
+                        .map(|bytes| bytes.value().to_vec())
+                        .filter(|bytes| bytes.len() == FULL_TILE_BYTES)
+                        .ok_or_else(|| StorageError::Corrupt(format!("full tile {level}/{index}")))
                 })
                 .collect()
         })

@@ -8,18 +8,26 @@
 //!   `evault up` and small installs.
 //!
 //! Both pass the same conformance suite (`tests/conformance.rs`). The log is
-//! stored as entries and hash tiles only; the tree is never loaded into
-//! memory. Signer state lives in tables of its own, which tree never writes.
+//! stored as entries and full hash tiles only, each written once; the tree
+//! is never loaded into memory. Signer state lives in tables of its own,
+//! which tree never writes.
 //!
-//! This crate neither hashes nor verifies (that is `evault-core`'s) nor
-//! decides anything: it keeps what it is given, atomically, and says when a
+//! Partial tiles are never stored: [`tiles::read_tiles`], the one way every
+//! role reads tiles, derives them from the entries and full tiles below
+//! with `evault-core`'s tile functions, through a bounded cache. Beyond
+//! that I/O glue, and checking that a batch's derived fields (leaf hashes,
+//! evidence digests, which tiles it completes) agree with its entries, this
+//! crate neither hashes nor verifies (that is `evault-core`'s) nor decides
+//! anything: it keeps what it is given, atomically, and says when a
 //! compare-and-swap found the world changed.
 
 pub mod embedded;
 pub mod postgres;
+pub mod tiles;
 
 use std::future::Future;
 
+use evault_core::tile::{FULL_TILE_BYTES, MAX_TILE_LEVEL, TILE_WIDTH, level_width};
 use evault_core::{Hash, TileId};
 
 /// A tree head: how many entries, which root.
@@ -48,16 +56,31 @@ pub struct StoredEntry {
     pub index: u64,
     /// The entry bytes.
     pub entry: Vec<u8>,
-    /// SHA-256(0x00 ‖ entry), for lookups by leaf hash.
+    /// SHA-256(0x00 ‖ entry), for lookups by leaf hash. Must agree with
+    /// `entry`: a store may index it or recompute it.
     pub leaf_hash: Hash,
     /// The idempotency key: the same key is never logged twice.
     pub dedup_key: [u8; 32],
-    /// The evidence digest the entry names, for lookups by evidence.
+    /// The evidence digest the entry names, for lookups by evidence. Must
+    /// be [`evidence_digest`] of `entry`: a store may index it or read it
+    /// from the entry bytes.
     pub evidence_sha256: Option<[u8; 32]>,
 }
 
-/// What one integration writes: entries `old.size ..new.size` and the tiles
-/// that changed, moving the head from `old` to `new`.
+/// The evidence digest an entry is found by: bytes 1..33 of a version-1
+/// entry (first byte `0x01`, see `docs/entry-format.md`), `None` for any
+/// other entry. PostgreSQL's `entries_by_evidence_v1` index computes the
+/// same function; a later entry version adds a branch here and an index
+/// there.
+pub fn evidence_digest(entry: &[u8]) -> Option<[u8; 32]> {
+    match entry {
+        [1, digest @ ..] => digest.get(..32)?.try_into().ok(),
+        _ => None,
+    }
+}
+
+/// What one integration writes: entries `old.size ..new.size` and the full
+/// tiles they complete, moving the head from `old` to `new`.
 #[derive(Debug)]
 pub struct Integration<'a> {
     /// The head the batch was integrated onto.
@@ -66,7 +89,10 @@ pub struct Integration<'a> {
     pub new: TreeHead,
     /// The new entries, indices `old.size ..new.size` in order.
     pub entries: &'a [StoredEntry],
-    /// Every tile written: full tiles completed and the new partial tiles.
+    /// The full tiles completed by the batch, each exactly once, as
+    /// `evault_core::Integrator::integrate_full_tiles` returns them. Partial
+    /// tiles are never stored (readers derive them), so a batch carrying
+    /// one is refused.
     pub tiles: &'a [(TileId, Vec<u8>)],
 }
 
@@ -124,10 +150,13 @@ pub trait LogStore: Send + Sync + 'static {
     fn head(&self, origin: &str) -> impl Future<Output = Result<TreeHead>> + Send;
 
     /// Atomically checks that the head is `batch.old`, writes the entries
-    /// and tiles, and moves the head to `batch.new`. Fails with
+    /// and full tiles, and moves the head to `batch.new`. Fails with
     /// [`StorageError::HeadMoved`], writing nothing, if the head is not
-    /// `batch.old`; with [`StorageError::InvalidBatch`] if a dedup key is
-    /// already logged or the indices are not `old.size..new.size`.
+    /// `batch.old`; with [`StorageError::InvalidBatch`], writing nothing,
+    /// if a dedup key is already logged (or repeats within the batch), the
+    /// indices are not `old.size..new.size`, an entry's leaf hash or
+    /// evidence digest disagrees with its bytes, or the tiles are not
+    /// exactly the full tiles the batch completes.
     fn integrate(
         &self,
         origin: &str,
@@ -150,11 +179,14 @@ pub trait LogStore: Send + Sync + 'static {
         size: Option<u64>,
     ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
 
-    /// The tiles' hashes, each exactly `32 · width` bytes.
-    fn read_tiles(
+    /// The stored full tiles at `positions`, each `(level, index)`: 8192
+    /// bytes each, in the order asked. A position whose full tile is not
+    /// stored is [`StorageError::Corrupt`]. Partial tiles are not stored;
+    /// [`tiles::read_tiles`] reads any tile of the tree.
+    fn read_full_tiles(
         &self,
         origin: &str,
-        tiles: &[TileId],
+        positions: &[(u8, u64)],
     ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send;
 
     /// The entries at indices `start ..start + count`, all of which exist.
@@ -222,7 +254,9 @@ pub trait EvidenceStore: Send + Sync + 'static {
     fn evidence(&self, sha256: [u8; 32]) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
 }
 
-/// Checks a batch is shaped as its heads say, before any backend writes it.
+/// Checks a batch is shaped as its heads say, before any backend writes it:
+/// its indices, that each entry's derived fields agree with its bytes, and
+/// that its tiles are exactly the full tiles it completes.
 pub(crate) fn check_batch(batch: &Integration<'_>) -> Result<()> {
     let expected = batch.new.size.checked_sub(batch.old.size);
     if expected != Some(batch.entries.len() as u64) {
@@ -241,6 +275,65 @@ pub(crate) fn check_batch(batch: &Integration<'_>) -> Result<()> {
                 batch.old.size + i as u64
             )));
         }
+        if e.leaf_hash != evault_core::leaf_hash(&e.entry) {
+            return Err(StorageError::InvalidBatch(format!(
+                "entry {} has a leaf hash other than its bytes'",
+                e.index
+            )));
+        }
+        if e.evidence_sha256 != evidence_digest(&e.entry) {
+            return Err(StorageError::InvalidBatch(format!(
+                "entry {} has an evidence digest other than the one its bytes name",
+                e.index
+            )));
+        }
+    }
+    check_tiles(batch)
+}
+
+/// The batch's tiles must be the full tiles completed between its heads'
+/// sizes: a partial tile would be stored for nothing (it is derived), and a
+/// missing full tile would leave the tree unreadable.
+fn check_tiles(batch: &Integration<'_>) -> Result<()> {
+    let mut given = Vec::with_capacity(batch.tiles.len());
+    for (tile, bytes) in batch.tiles {
+        if !tile.is_full() {
+            return Err(StorageError::InvalidBatch(format!(
+                "{} is partial: only full tiles are stored",
+                tile.path()
+            )));
+        }
+        if bytes.len() != FULL_TILE_BYTES {
+            return Err(StorageError::InvalidBatch(format!(
+                "{} has {} bytes, not {FULL_TILE_BYTES}",
+                tile.path(),
+                bytes.len()
+            )));
+        }
+        given.push((tile.level, tile.index));
+    }
+    given.sort_unstable();
+    let completed: Vec<(u8, u64)> = (0..=MAX_TILE_LEVEL)
+        .flat_map(|level| {
+            let from = level_width(level, batch.old.size) / TILE_WIDTH;
+            let to = level_width(level, batch.new.size) / TILE_WIDTH;
+            (from..to).map(move |index| (level, index))
+        })
+        .collect();
+    if given != completed {
+        let path = |&(level, index): &(u8, u64)| {
+            TileId {
+                level,
+                index,
+                width: TILE_WIDTH as u16,
+            }
+            .path()
+        };
+        return Err(StorageError::InvalidBatch(format!(
+            "the batch carries tiles [{}] but completes [{}]",
+            given.iter().map(path).collect::<Vec<_>>().join(", "),
+            completed.iter().map(path).collect::<Vec<_>>().join(", ")
+        )));
     }
     Ok(())
 }

@@ -3,12 +3,18 @@
 //! schema of its own, migrated from empty). PostgreSQL is never mocked; if
 //! it cannot be reached the PostgreSQL tests fail, they do not skip.
 
-use evault_core::{Hash, Integrator, TileId, TileReader, TreeReader, leaf_hash, verify_inclusion};
+use std::collections::BTreeMap;
+
+use evault_core::tile::tiles_for_size;
+use evault_core::{
+    EvidenceEntry, Hash, Integrator, TileId, TileReader, TreeReader, leaf_hash, verify_inclusion,
+};
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::postgres::{PostgresStore, migrate, migrate_to};
+use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{
     EvidenceStore, Integration, LogStore, SignedHead, SignerStore, StorageError, StoredEntry,
-    TreeHead,
+    TreeHead, evidence_digest,
 };
 
 const ORIGIN: &str = "vault.example/storage-test";
@@ -30,7 +36,7 @@ struct Batch {
     old: TreeHead,
     new: TreeHead,
     entries: Vec<StoredEntry>,
-    tiles: Vec<(TileId, Vec<u8>)>,
+    tiles: Tiles,
 }
 
 impl Batch {
@@ -44,14 +50,30 @@ impl Batch {
     }
 }
 
+/// Entry `index`: every third one a version-1 evidence entry naming one of
+/// two evidence digests (by parity), the others bytes of another version,
+/// which name no evidence.
 fn entry(index: u64, tag: &str) -> StoredEntry {
-    let bytes = format!("entry {index} {tag}").into_bytes();
+    let bytes = if index % 3 == 0 {
+        EvidenceEntry {
+            digest: evault_core::hash::sha256(format!("evidence {}", index % 2).as_bytes()),
+            size: index,
+            received_ms: 1_795_960_341_000 + index,
+            media_type: "text/plain".into(),
+            name: Some(format!("entry {index} {tag}")),
+            principal: "tester".into(),
+            labels: BTreeMap::new(),
+        }
+        .encode()
+        .expect("entry")
+    } else {
+        format!("entry {index} {tag}").into_bytes()
+    };
     StoredEntry {
         index,
         leaf_hash: leaf_hash(&bytes),
         dedup_key: evault_core::hash::sha256(format!("key {index} {tag}").as_bytes()),
-        evidence_sha256: (index % 3 == 0)
-            .then(|| evault_core::hash::sha256(format!("evidence {}", index % 2).as_bytes())),
+        evidence_sha256: evidence_digest(&bytes),
         entry: bytes,
     }
 }
@@ -64,7 +86,7 @@ fn next_batch(tree: &mut Integrator, count: u64, tag: &str) -> Batch {
     let entries: Vec<StoredEntry> = (old.size..old.size + count)
         .map(|i| entry(i, tag))
         .collect();
-    let tiles = tree.integrate(entries.iter().map(|e| e.leaf_hash));
+    let tiles = tree.integrate_full_tiles(entries.iter().map(|e| e.leaf_hash));
     Batch {
         old,
         new: TreeHead {
@@ -76,8 +98,26 @@ fn next_batch(tree: &mut Integrator, count: u64, tag: &str) -> Batch {
     }
 }
 
+/// Tiles and their bytes.
+type Tiles = Vec<(TileId, Vec<u8>)>;
+
 /// Tiles read back from a store, for building proofs in the test.
 struct Fetched(std::collections::HashMap<(u8, u64), Vec<u8>>);
+
+/// Every tile of the tree of `size` entries, as readers read them.
+async fn fetch_all(store: &impl LogStore, size: u64) -> Fetched {
+    let wanted: Vec<TileId> = tiles_for_size(size).collect();
+    let tiles = read_tiles(store, ORIGIN, size, &wanted, &TileCache::new(16))
+        .await
+        .expect("tiles");
+    Fetched(
+        wanted
+            .iter()
+            .zip(tiles)
+            .map(|(t, b)| ((t.level, t.index), b))
+            .collect(),
+    )
+}
 
 impl TileReader for Fetched {
     type Error = String;
@@ -86,6 +126,25 @@ impl TileReader for Fetched {
             .get(&(tile.level, tile.index))
             .cloned()
             .ok_or_else(|| format!("{} not fetched", tile.path()))
+    }
+}
+
+/// Checks, from what `store` serves, that the tree of `size` entries has
+/// `root`, and that each entry at `indices` proves its inclusion and is
+/// found by its leaf hash.
+async fn assert_log_proves(store: &impl LogStore, size: u64, root: Hash, indices: &[u64]) {
+    let mut fetched = fetch_all(store, size).await;
+    let mut reader = TreeReader::new(size, &mut fetched);
+    assert_eq!(reader.root(size).expect("root"), root);
+    let entries = store.read_entries(ORIGIN, 0, size).await.expect("entries");
+    for &index in indices {
+        let proof = reader.inclusion_proof(index, size).expect("proof");
+        let leaf = leaf_hash(&entries[index as usize]);
+        verify_inclusion(index, size, leaf.as_bytes(), &proof, root.as_bytes()).expect("verifies");
+        assert_eq!(
+            store.find_leaf(ORIGIN, leaf).await.expect("leaf"),
+            Some(index)
+        );
     }
 }
 
@@ -123,28 +182,7 @@ async fn integrated_batches_read_back_and_prove(store: impl LogStore) {
     let size = tree.size();
     assert_eq!(size, 803);
 
-    let wanted: Vec<TileId> = evault_core::tile::tiles_for_size(size).collect();
-    let tiles = store.read_tiles(ORIGIN, &wanted).await.expect("tiles");
-    let mut fetched = Fetched(
-        wanted
-            .iter()
-            .zip(tiles)
-            .map(|(t, b)| ((t.level, t.index), b))
-            .collect(),
-    );
-    let mut reader = TreeReader::new(size, &mut fetched);
-    assert_eq!(reader.root(size).expect("root"), tree.root());
-    let entries = store.read_entries(ORIGIN, 0, size).await.expect("entries");
-    for index in [0, 1, 255, 256, 301, 802] {
-        let proof = reader.inclusion_proof(index, size).expect("proof");
-        let leaf = leaf_hash(&entries[index as usize]);
-        verify_inclusion(index, size, leaf.as_bytes(), &proof, tree.root().as_bytes())
-            .expect("verifies");
-        assert_eq!(
-            store.find_leaf(ORIGIN, leaf).await.expect("leaf"),
-            Some(index)
-        );
-    }
+    assert_log_proves(&store, size, tree.root(), &[0, 1, 255, 256, 301, 802]).await;
     assert_eq!(
         store.read_entries(ORIGIN, 300, 3).await.expect("slice")[0],
         entry(300, "b").entry
@@ -153,15 +191,24 @@ async fn integrated_batches_read_back_and_prove(store: impl LogStore) {
         store.read_entries(ORIGIN, 800, 4).await,
         Err(StorageError::Corrupt(_))
     ));
-    let beyond = TileId {
-        level: 0,
-        index: 4,
-        width: 1,
-    };
-    assert!(matches!(
-        store.read_tiles(ORIGIN, &[beyond]).await,
-        Err(StorageError::Corrupt(_))
-    ));
+    let cache = TileCache::new(16);
+    for beyond in [
+        TileId {
+            level: 0,
+            index: 4,
+            width: 1,
+        },
+        TileId {
+            level: 0,
+            index: 3,
+            width: 36,
+        },
+    ] {
+        assert!(matches!(
+            read_tiles(&store, ORIGIN, size, &[beyond], &cache).await,
+            Err(StorageError::Corrupt(_))
+        ));
+    }
     assert_eq!(
         store
             .find_leaf(ORIGIN, leaf_hash(b"absent"))
@@ -190,6 +237,148 @@ async fn integrated_batches_read_back_and_prove(store: impl LogStore) {
             .expect("none"),
         Vec::<u64>::new()
     );
+}
+
+async fn only_full_tiles_are_stored_each_once(store: impl LogStore) {
+    store.create_log(ORIGIN).await.expect("create");
+    let mut tree = Integrator::new();
+    let first = next_batch(&mut tree, 300, "full");
+    assert_eq!(first.tiles.len(), 1, "0/000 completes");
+
+    // A partial tile is refused, even beside the right full ones.
+    let mut partial = first.tiles.clone();
+    let mut edge = tree.clone();
+    partial.extend(
+        edge.take_partial_tiles()
+            .into_iter()
+            .filter(|(t, _)| t.level == 0),
+    );
+    // A completed full tile left out, or one given twice, or cut short.
+    let missing: Tiles = Vec::new();
+    let twice = [first.tiles.clone(), first.tiles.clone()].concat();
+    let mut short = first.tiles.clone();
+    short[0].1.truncate(8160);
+    for tiles in [&partial, &missing, &twice, &short] {
+        let batch = Integration {
+            tiles,
+            ..first.integration()
+        };
+        match store.integrate(ORIGIN, batch).await {
+            Err(StorageError::InvalidBatch(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.head(ORIGIN).await.expect("head"), TreeHead::empty());
+
+    store
+        .integrate(ORIGIN, first.integration())
+        .await
+        .expect("integrate");
+    assert_eq!(
+        store
+            .read_full_tiles(ORIGIN, &[(0, 0)])
+            .await
+            .expect("full"),
+        [first.tiles[0].1.clone()]
+    );
+    // The partial tiles of the tree are nowhere in the store.
+    for position in [(0, 1), (1, 0)] {
+        assert!(matches!(
+            store.read_full_tiles(ORIGIN, &[position]).await,
+            Err(StorageError::Corrupt(_))
+        ));
+    }
+}
+
+async fn derived_tiles_equal_the_integrators(store: impl LogStore) {
+    store.create_log(ORIGIN).await.expect("create");
+    let mut tree = Integrator::new();
+    // The tiles of the tree at every size reached: full tiles as they
+    // complete, partial ones as the integrator holds them at that size.
+    let mut full: BTreeMap<(u8, u64), Vec<u8>> = BTreeMap::new();
+    let mut sizes: Vec<(u64, Tiles)> = Vec::new();
+    let shared = TileCache::new(64);
+    for (round, count) in [1, 2, 252, 1, 256, 700, 3, 255, 1, 300, 513]
+        .into_iter()
+        .enumerate()
+    {
+        let batch = next_batch(&mut tree, count, &format!("round {round}"));
+        store
+            .integrate(ORIGIN, batch.integration())
+            .await
+            .expect("integrate");
+        full.extend(
+            batch
+                .tiles
+                .iter()
+                .map(|(t, b)| ((t.level, t.index), b.clone())),
+        );
+        let size = tree.size();
+        let expected: Tiles = tiles_for_size(size)
+            .map(|t| {
+                let bytes = match full.get(&(t.level, t.index)) {
+                    Some(bytes) if t.is_full() => bytes.clone(),
+                    _ => tree
+                        .partial_tiles()
+                        .find(|(p, _)| *p == t)
+                        .map(|(_, b)| b.to_vec())
+                        .expect("partial tile"),
+                };
+                (t, bytes)
+            })
+            .collect();
+        // Read at the head, through a cache that has seen every smaller
+        // size (so partial tiles are extended, not derived afresh).
+        let wanted: Vec<TileId> = expected.iter().map(|(t, _)| *t).collect();
+        let read = read_tiles(&store, ORIGIN, size, &wanted, &shared)
+            .await
+            .expect("read");
+        for ((tile, want), got) in expected.iter().zip(&read) {
+            assert_eq!(got, want, "{} at size {size}", tile.path());
+        }
+        sizes.push((size, expected));
+    }
+    assert_eq!(tree.size(), 2284);
+    // Every earlier size reads the same as when it was the head, now that
+    // the store holds full tiles where those trees had partial ones.
+    for (size, expected) in &sizes {
+        let wanted: Vec<TileId> = expected.iter().map(|(t, _)| *t).collect();
+        let read = read_tiles(&store, ORIGIN, *size, &wanted, &TileCache::new(4))
+            .await
+            .expect("read earlier size");
+        for ((tile, want), got) in expected.iter().zip(&read) {
+            assert_eq!(got, want, "{} at earlier size {size}", tile.path());
+        }
+    }
+    // A partial width of a tile that is full in the tree asked about is
+    // the prefix of the stored full tile.
+    let narrow = TileId {
+        level: 0,
+        index: 2,
+        width: 7,
+    };
+    let read = read_tiles(&store, ORIGIN, tree.size(), &[narrow], &TileCache::new(0))
+        .await
+        .expect("narrow");
+    assert_eq!(read[0], full[&(0, 2)][..7 * 32]);
+}
+
+async fn derived_fields_must_agree_with_the_entry(store: impl LogStore) {
+    store.create_log(ORIGIN).await.expect("create");
+    let mut tree = Integrator::new();
+    let mut wrong_leaf = next_batch(&mut tree.clone(), 4, "w");
+    wrong_leaf.entries[1].leaf_hash = leaf_hash(b"another entry");
+    let mut wrong_evidence = next_batch(&mut tree.clone(), 4, "w");
+    wrong_evidence.entries[2].evidence_sha256 = Some([9; 32]);
+    let mut missing_evidence = next_batch(&mut tree, 4, "w");
+    missing_evidence.entries[3].evidence_sha256 = None;
+    for batch in [wrong_leaf, wrong_evidence, missing_evidence] {
+        match store.integrate(ORIGIN, batch.integration()).await {
+            Err(StorageError::InvalidBatch(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.head(ORIGIN).await.expect("head"), TreeHead::empty());
 }
 
 async fn stale_head_is_refused_and_nothing_written(store: impl LogStore) {
@@ -282,13 +471,52 @@ async fn dedup_keys_are_never_logged_twice(store: impl LogStore) {
         [Some(0), Some(1), Some(2), Some(3), None]
     );
 
-    let mut again = next_batch(&mut tree, 2, "y");
+    let mut again = next_batch(&mut tree.clone(), 2, "y");
     again.entries[1].dedup_key = first.entries[2].dedup_key;
     assert!(matches!(
         store.integrate(ORIGIN, again.integration()).await,
         Err(StorageError::InvalidBatch(_))
     ));
+    // Twice in one batch is refused as well.
+    let mut twice = next_batch(&mut tree.clone(), 3, "z");
+    twice.entries[2].dedup_key = twice.entries[0].dedup_key;
+    assert!(matches!(
+        store.integrate(ORIGIN, twice.integration()).await,
+        Err(StorageError::InvalidBatch(_))
+    ));
     assert_eq!(store.head(ORIGIN).await.expect("head"), first.new);
+
+    // The same entry bytes under another key are a second entry; lookups
+    // by leaf hash find the first.
+    let mut repeat = next_batch(&mut tree.clone(), 1, "r");
+    repeat.entries[0].entry = first.entries[1].entry.clone();
+    repeat.entries[0].leaf_hash = first.entries[1].leaf_hash;
+    repeat.entries[0].evidence_sha256 = first.entries[1].evidence_sha256;
+    let mut tree = Integrator::new();
+    tree.integrate(first.entries.iter().map(|e| e.leaf_hash));
+    repeat.tiles = tree.integrate_full_tiles([repeat.entries[0].leaf_hash]);
+    repeat.new = TreeHead {
+        size: tree.size(),
+        root: tree.root(),
+    };
+    store
+        .integrate(ORIGIN, repeat.integration())
+        .await
+        .expect("same bytes, new key");
+    assert_eq!(
+        store
+            .find_leaf(ORIGIN, first.entries[1].leaf_hash)
+            .await
+            .expect("leaf"),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .find_dedup(ORIGIN, &[repeat.entries[0].dedup_key])
+            .await
+            .expect("dedup"),
+        [Some(4)]
+    );
 }
 
 async fn malformed_batches_are_refused(store: impl LogStore) {
@@ -425,6 +653,9 @@ macro_rules! conformance {
 conformance!(
     create_log_is_idempotent_and_starts_empty,
     integrated_batches_read_back_and_prove,
+    only_full_tiles_are_stored_each_once,
+    derived_tiles_equal_the_integrators,
+    derived_fields_must_agree_with_the_entry,
     stale_head_is_refused_and_nothing_written,
     racing_integrations_commit_once,
     dedup_keys_are_never_logged_twice,
@@ -434,18 +665,24 @@ conformance!(
     evidence_is_content_addressed,
 );
 
+/// The embedded store in `dir`, holding the log with `batch` integrated.
+async fn embedded_log(dir: &std::path::Path, batch: &Batch) -> EmbeddedStore {
+    let store = EmbeddedStore::open(dir).expect("open");
+    store.create_log(ORIGIN).await.expect("create");
+    store
+        .integrate(ORIGIN, batch.integration())
+        .await
+        .expect("integrate");
+    store
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut tree = Integrator::new();
     let batch = next_batch(&mut tree, 20, "durable");
     {
-        let store = EmbeddedStore::open(dir.path()).expect("open");
-        store.create_log(ORIGIN).await.expect("create");
-        store
-            .integrate(ORIGIN, batch.integration())
-            .await
-            .expect("integrate");
+        let _open = embedded_log(dir.path(), &batch).await;
         assert!(matches!(
             EmbeddedStore::open(dir.path()),
             Err(StorageError::Unavailable(_))
@@ -459,11 +696,68 @@ async fn embedded_store_survives_reopening() {
     );
 }
 
+/// A data directory written before full-tiles-only (format 1) held each
+/// level's latest partial tile too. Opening it drops them, so the full
+/// tiles later completed at their positions are inserted like any other,
+/// and every tile reads as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_opens_a_directory_holding_partial_tiles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = Integrator::new();
+    let first = next_batch(&mut tree, 300, "format 1");
+    drop(embedded_log(dir.path(), &first).await);
+    // Make the file what format 1 left: the partial tiles stored beside
+    // the full one, and no format recorded.
+    {
+        const TILES: redb::TableDefinition<'_, (u64, u8, u64), &[u8]> =
+            redb::TableDefinition::new("tiles");
+        const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("meta");
+        let db = redb::Database::create(dir.path().join(evault_storage::embedded::DATABASE_FILE))
+            .expect("redb");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut tiles = txn.open_table(TILES).expect("tiles");
+            for (tile, hashes) in tree.partial_tiles() {
+                tiles
+                    .insert((1, tile.level, tile.index), hashes)
+                    .expect("partial tile");
+            }
+            txn.open_table(META)
+                .expect("meta")
+                .remove("format")
+                .expect("forget the format");
+        }
+        txn.commit().expect("commit");
+    }
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    let second = next_batch(&mut tree, 300, "format 2");
+    assert_eq!(
+        second
+            .tiles
+            .iter()
+            .map(|(t, _)| t.path())
+            .collect::<Vec<_>>(),
+        ["tile/0/001"],
+        "completes the tile format 1 stored partially"
+    );
+    store
+        .integrate(ORIGIN, second.integration())
+        .await
+        .expect("integrate over the dropped partial tile");
+    let mut fetched = fetch_all(&store, tree.size()).await;
+    assert_eq!(
+        TreeReader::new(tree.size(), &mut fetched)
+            .root(tree.size())
+            .expect("root"),
+        tree.root()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
     let schema = new_schema().await;
     let applied = migrate(&schema.url).await.expect("migrate");
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 3]);
     let store = PostgresStore::connect(&schema.url, 2).expect("pool");
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
@@ -487,15 +781,94 @@ async fn concurrent_migrations_apply_each_version_once() {
     let mut all = a.expect("first");
     all.extend(b.expect("second"));
     all.sort();
-    assert_eq!(all, [1, 2]);
+    assert_eq!(all, [1, 2, 3]);
     schema.drop_schema().await;
 }
 
+/// Writes a log as the schema before V3 held it, the way the store wrote
+/// it then: entries with their leaf hash and evidence digest, and after
+/// each batch every tile that changed upserted, partial tiles included.
+/// Returns the tree and the full tiles written.
+async fn write_log_before_v3(
+    url: &str,
+    batches: &[u64],
+) -> (Integrator, BTreeMap<(u8, u64), Vec<u8>>) {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let tx = client.transaction().await.expect("begin");
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO logs (origin) VALUES ($1) RETURNING id",
+            &[&ORIGIN],
+        )
+        .await
+        .expect("log")
+        .get(0);
+    let mut tree = Integrator::new();
+    let mut full = BTreeMap::new();
+    for (round, &count) in batches.iter().enumerate() {
+        let old = tree.size();
+        let entries: Vec<StoredEntry> = (old..old + count)
+            .map(|i| entry(i, &format!("before V3, batch {round}")))
+            .collect();
+        for e in &entries {
+            tx.execute(
+                "INSERT INTO entries (log_id, idx, entry, leaf_hash, dedup_key, evidence_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &id,
+                    &(e.index as i64),
+                    &e.entry,
+                    &e.leaf_hash.as_bytes(),
+                    &e.dedup_key.as_slice(),
+                    &e.evidence_sha256.as_ref().map(|d| d.as_slice()),
+                ],
+            )
+            .await
+            .expect("entry");
+        }
+        for (tile, hashes) in tree.integrate(entries.iter().map(|e| e.leaf_hash)) {
+            if tile.is_full() {
+                full.insert((tile.level, tile.index), hashes.clone());
+            }
+            tx.execute(
+                "INSERT INTO tiles (log_id, level, idx, hashes) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+                &[&id, &i16::from(tile.level), &(tile.index as i64), &hashes],
+            )
+            .await
+            .expect("tile");
+        }
+    }
+    tx.execute(
+        "INSERT INTO tree_heads (log_id, size, root) VALUES ($1, $2, $3)",
+        &[&id, &(tree.size() as i64), &tree.root().as_bytes()],
+    )
+    .await
+    .expect("head");
+    tx.execute(
+        "INSERT INTO checkpoints (log_id, size, note) VALUES ($1, $2, $3)",
+        &[
+            &id,
+            &(tree.size() as i64),
+            &b"checkpoint before V3".as_slice(),
+        ],
+    )
+    .await
+    .expect("checkpoint");
+    tx.commit().await.expect("commit");
+    (tree, full)
+}
+
 /// Every migration after the first upgrades a database that already holds
-/// a log, and the log stays intact and verifiable.
+/// a log, and the log stays intact and verifiable: V3 rewrites the entries
+/// without their derivable columns and drops the stored partial tiles, and
+/// the same tiles, proofs and lookups are served from what remains.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_migration_upgrades_a_database_holding_a_log() {
-    let latest = 2;
+    let latest = 3;
     for from in 1..latest {
         let schema = new_schema().await;
         assert_eq!(
@@ -504,40 +877,83 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
                 .expect("old schema"),
             (1..=from).collect::<Vec<_>>()
         );
-        let store = PostgresStore::connect(&schema.url, 2).expect("pool");
-        store.create_log(ORIGIN).await.expect("create");
-        let mut tree = Integrator::new();
-        let batch = next_batch(&mut tree, 300, "before upgrade");
-        store
-            .integrate(ORIGIN, batch.integration())
-            .await
-            .expect("integrate");
-        store
-            .publish(ORIGIN, 300, b"checkpoint 300")
-            .await
-            .expect("publish");
+        let (mut tree, full) = write_log_before_v3(&schema.url, &[100, 200, 5, 295]).await;
+        let size = tree.size();
+        assert_eq!(size, 600);
 
         let upgraded = migrate(&schema.url).await.expect("upgrade");
         assert_eq!(upgraded, (from + 1..=latest).collect::<Vec<_>>());
-        assert_eq!(store.head(ORIGIN).await.expect("head"), batch.new);
-        let wanted: Vec<TileId> = evault_core::tile::tiles_for_size(300).collect();
-        let tiles = store.read_tiles(ORIGIN, &wanted).await.expect("tiles");
-        let mut fetched = Fetched(
-            wanted
-                .iter()
-                .zip(tiles)
-                .map(|(t, b)| ((t.level, t.index), b))
-                .collect(),
-        );
+        let store = PostgresStore::connect(&schema.url, 2).expect("pool");
         assert_eq!(
-            TreeReader::new(300, &mut fetched).root(300).expect("root"),
-            tree.root()
+            store.head(ORIGIN).await.expect("head"),
+            TreeHead {
+                size,
+                root: tree.root()
+            }
+        );
+        // The same tiles as before the upgrade, byte for byte: the full
+        // ones kept, the partial ones (0/002.p/88, 1/000.p/2) derived.
+        let wanted: Vec<TileId> = tiles_for_size(size).collect();
+        let read = read_tiles(&store, ORIGIN, size, &wanted, &TileCache::new(16))
+            .await
+            .expect("tiles");
+        for (tile, got) in wanted.iter().zip(&read) {
+            let want = match full.get(&(tile.level, tile.index)) {
+                Some(bytes) => bytes.clone(),
+                None => tree
+                    .partial_tiles()
+                    .find(|(t, _)| t == tile)
+                    .map(|(_, b)| b.to_vec())
+                    .expect("partial"),
+            };
+            assert_eq!(got, &want, "{}", tile.path());
+        }
+        assert_eq!(
+            store
+                .read_full_tiles(ORIGIN, &[(0, 0), (0, 1)])
+                .await
+                .expect("full tiles kept")
+                .len(),
+            2
+        );
+        assert!(
+            matches!(
+                store.read_full_tiles(ORIGIN, &[(0, 2)]).await,
+                Err(StorageError::Corrupt(_))
+            ),
+            "the stored partial tile is gone"
+        );
+        // Proofs, and lookups through the new indexes over the old rows.
+        assert_log_proves(&store, size, tree.root(), &[0, 299, 599]).await;
+        let original = entry(299, "before V3, batch 1");
+        assert_eq!(
+            store
+                .find_dedup(ORIGIN, &[original.dedup_key])
+                .await
+                .expect("dedup"),
+            [Some(299)]
+        );
+        let odd = evault_core::hash::sha256(b"evidence 1");
+        let named: Vec<u64> = (0..size).filter(|i| i % 3 == 0 && i % 2 == 1).collect();
+        assert_eq!(
+            store
+                .find_evidence(ORIGIN, odd, 0, 1000)
+                .await
+                .expect("evidence"),
+            named
         );
         assert_eq!(
             store.checkpoint(ORIGIN, None).await.expect("cp"),
-            Some(b"checkpoint 300".to_vec())
+            Some(b"checkpoint before V3".to_vec())
         );
-        // And the log keeps growing on the new schema.
+        // The log keeps growing on the new schema, and the uniqueness of
+        // dedup keys holds for the rows written before it.
+        let mut repeat = next_batch(&mut tree.clone(), 1, "after upgrade");
+        repeat.entries[0].dedup_key = original.dedup_key;
+        assert!(matches!(
+            store.integrate(ORIGIN, repeat.integration()).await,
+            Err(StorageError::InvalidBatch(_))
+        ));
         let more = next_batch(&mut tree, 5, "after upgrade");
         store
             .integrate(ORIGIN, more.integration())

@@ -2,9 +2,10 @@
 //! checkpoint the log has published.
 
 use evault_core::{Checkpoint, Hash, Note, ProofPlan};
+use evault_storage::tiles::TileCache;
 use evault_storage::{LogStore, StorageError};
 
-use crate::tiles::{TileCache, prove};
+use crate::tiles::prove;
 
 /// The most entries one read returns.
 pub const MAX_ENTRIES_PER_READ: u64 = 1000;
@@ -42,7 +43,9 @@ pub struct LogReader<S> {
     cache: TileCache,
 }
 
-/// Full tiles kept in memory for reads (8 KiB each: 32 MiB).
+/// Full tiles kept in memory for reads (8 KiB each: 32 MiB). The latest
+/// checkpoint's partial tiles, which nearly every proof reads, are kept
+/// beside them once derived.
 const TILE_CACHE: usize = 4096;
 
 impl<S: LogStore> LogReader<S> {
@@ -72,17 +75,11 @@ impl<S: LogStore> LogReader<S> {
         Ok(Published { note, checkpoint })
     }
 
+    /// Proofs in the published tree of `size` entries, from its own tiles:
+    /// the full ones stored, the partial ones derived (and cached), so no
+    /// read of the moving head is needed.
     async fn proofs(&self, size: u64, plans: &[ProofPlan]) -> Result<Vec<Vec<Hash>>, ReadError> {
-        let stored = self.store.head(&self.origin).await?.size;
-        Ok(prove(
-            &self.store,
-            &self.origin,
-            &self.cache,
-            stored.max(size),
-            &[],
-            plans,
-        )
-        .await?)
+        Ok(prove(&self.store, &self.origin, &self.cache, size, &[], plans).await?)
     }
 
     /// The inclusion proof of entry `index` in the checkpoint of

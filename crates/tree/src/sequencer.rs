@@ -10,14 +10,17 @@
 
 use std::collections::HashMap;
 
-use evault_core::tile::tiles_for_size;
-use evault_core::{Checkpoint, EvidenceEntry, Hash, Integrator, Note, ProofPlan, leaf_hash};
+use evault_core::tile::partial_tiles_for_size;
+use evault_core::{
+    Checkpoint, EvidenceEntry, Hash, Integrator, Note, ProofPlan, TileId, leaf_hash,
+};
 use evault_signer::SignRequest;
+use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{Integration, LogStore, StorageError, StoredEntry, TreeHead};
 use tokio::sync::Mutex;
 
 use crate::publish::{PublishError, Publisher};
-use crate::tiles::{TileCache, prove};
+use crate::tiles::{Gathered, prove};
 
 /// One entry to sequence.
 #[derive(Clone, Debug)]
@@ -85,7 +88,8 @@ pub enum SequenceError {
 /// committed head always succeeds once it is reachable again, even after a
 /// crash that lost its answer.
 struct State {
-    /// The right edge of the tree as committed.
+    /// The right edge of the tree as committed: every partial tile of the
+    /// committed tree, so proofs in it never derive one from storage.
     tree: Integrator,
     /// The last head known to be signed and published.
     published: TreeHead,
@@ -98,6 +102,11 @@ impl State {
             root: self.tree.root(),
         }
     }
+
+    /// The partial tiles of the committed tree, from memory.
+    fn edge(&self) -> Vec<(TileId, &[u8])> {
+        self.tree.partial_tiles().collect()
+    }
 }
 
 /// The sequencer of one log.
@@ -109,7 +118,9 @@ pub struct Sequencer<S, P> {
     state: Mutex<State>,
 }
 
-/// Full tiles kept in memory for proofs (8 KiB each: 32 MiB).
+/// Full tiles kept in memory for proofs (8 KiB each: 32 MiB). The full
+/// tiles of each committed batch go in, so receipts for recent entries
+/// never read a tile back.
 const TILE_CACHE: usize = 4096;
 
 impl<S: LogStore, P: Publisher> Sequencer<S, P> {
@@ -117,12 +128,13 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     /// the stored tiles, and publishes any head not yet signed (after a
     /// crash between integration and publication).
     pub async fn open(origin: &str, store: S, publisher: P) -> Result<Self, SequenceError> {
-        let state = load(origin, &store).await?;
+        let cache = TileCache::new(TILE_CACHE);
+        let state = load(origin, &store, &cache).await?;
         let sequencer = Sequencer {
             origin: origin.to_string(),
             store,
             publisher,
-            cache: TileCache::new(TILE_CACHE),
+            cache,
             state: Mutex::new(state),
         };
         {
@@ -185,7 +197,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
 
         // Integration, committed with the head's compare-and-swap.
         let mut tree = state.tree.clone();
-        let tiles = tree.integrate(fresh.iter().map(|e| e.leaf_hash));
+        let tiles = tree.integrate_full_tiles(fresh.iter().map(|e| e.leaf_hash));
         let new = TreeHead {
             size: tree.size(),
             root: tree.root(),
@@ -198,9 +210,14 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 tiles: &tiles,
             };
             match self.store.integrate(&self.origin, integration).await {
-                Ok(()) => state.tree = tree,
+                Ok(()) => {
+                    state.tree = tree;
+                    for (tile, hashes) in &tiles {
+                        self.cache.insert_full(tile.level, tile.index, hashes);
+                    }
+                }
                 Err(StorageError::HeadMoved { expected, found }) => {
-                    *state = load(&self.origin, &self.store).await?;
+                    *state = load(&self.origin, &self.store, &self.cache).await?;
                     return Err(SequenceError::NotLeader(format!(
                         "expected size {expected}, found {found}"
                     )));
@@ -208,7 +225,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 Err(error) => {
                     // The commit may have happened even though it failed to
                     // say so: believe storage, never the error.
-                    *state = load(&self.origin, &self.store).await?;
+                    *state = load(&self.origin, &self.store, &self.cache).await?;
                     if state.head() != new {
                         return Err(error.into());
                     }
@@ -220,14 +237,22 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         let checkpoint = self.publish(&mut state).await?;
         let size = state.published.size;
 
-        // Proofs in the published tree, from the tiles just written and
-        // storage.
+        // Proofs in the published tree (the committed one): partial tiles
+        // from memory, full ones from the cache and storage.
         let plans: Vec<ProofPlan> = placed
             .iter()
             .map(|(index, _)| ProofPlan::inclusion(*index, size))
             .collect::<Result<_, _>>()
             .map_err(StorageError::Corrupt)?;
-        let proofs = prove(&self.store, &self.origin, &self.cache, size, &tiles, &plans).await?;
+        let proofs = prove(
+            &self.store,
+            &self.origin,
+            &self.cache,
+            size,
+            &state.edge(),
+            &plans,
+        )
+        .await?;
         let originals = self.originals(&placed).await?;
         let mut entries = Vec::with_capacity(batch.len());
         for ((index, duplicate), proof) in placed.into_iter().zip(proofs) {
@@ -294,13 +319,16 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 return Ok(note);
             }
         }
-        let note = self.sign(state.published, head).await?;
+        let note = self.sign(state.published, state).await?;
         self.store.publish(&self.origin, head.size, &note).await?;
         state.published = head;
         Ok(note)
     }
 
-    async fn sign(&self, old: TreeHead, new: TreeHead) -> Result<Vec<u8>, SequenceError> {
+    /// Asks for the committed head of `state` to be signed as extending
+    /// `old`.
+    async fn sign(&self, old: TreeHead, state: &State) -> Result<Vec<u8>, SequenceError> {
+        let new = state.head();
         let proof = if old.size == 0 || old.size == new.size {
             Vec::new()
         } else {
@@ -310,7 +338,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 &self.origin,
                 &self.cache,
                 new.size,
-                &[],
+                &state.edge(),
                 &[plan],
             )
             .await?
@@ -332,12 +360,17 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
 }
 
 /// Loads the sequencer's state from storage: the head, the right edge of
-/// the tree (the partial tiles only), and the last published checkpoint.
-async fn load<S: LogStore>(origin: &str, store: &S) -> Result<State, SequenceError> {
+/// the tree (its partial tiles, derived: at most 255 entries, and 255 full
+/// tiles per level above 0), and the last published checkpoint.
+async fn load<S: LogStore>(
+    origin: &str,
+    store: &S,
+    cache: &TileCache,
+) -> Result<State, SequenceError> {
     let head = store.create_log(origin).await?;
-    let partial: Vec<_> = tiles_for_size(head.size).filter(|t| !t.is_full()).collect();
-    let bytes = store.read_tiles(origin, &partial).await?;
-    let mut edge = crate::tiles::Gathered::from_tiles(partial.iter().copied().zip(bytes));
+    let partial: Vec<TileId> = partial_tiles_for_size(head.size).collect();
+    let bytes = read_tiles(store, origin, head.size, &partial, cache).await?;
+    let mut edge = Gathered::from_tiles(partial.iter().copied().zip(bytes));
     let tree = Integrator::resume(head.size, &mut edge)
         .map_err(|e| StorageError::Corrupt(e.to_string()))?;
     if tree.root() != head.root {
