@@ -30,7 +30,8 @@ pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
 pub use integrate::Integrator;
 pub use note::{KeyError, Note, NoteError, SigningKey, VerifierKey, parse_verifier_keys};
 pub use proof::{
-    ProofError, ProofPlan, ProveError, TileReader, TreeReader, verify_consistency, verify_inclusion,
+    ProofError, ProofPlan, ProveError, TileNodes, TileReader, TreeReader, verify_consistency,
+    verify_inclusion,
 };
 pub use receipt::{Receipt, ReceiptError, VerifiedReceipt};
 pub use tile::{BundleId, TileId, TilePath, TilePathError};

@@ -229,6 +229,84 @@ pub trait TileReader {
 
     /// Returns the tile's hashes, concatenated: `32 · tile.width` bytes.
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, Self::Error>;
+
+    /// The root of the `count` hashes (a power of two) of `tile` from
+    /// `offset`, when the source has it at hand, such as a cache holding a
+    /// full tile's [`TileNodes`]. `None`, the default, makes the reader
+    /// hash it from the tile's bytes.
+    fn subtree_root(&mut self, tile: TileId, offset: usize, count: usize) -> Option<Hash> {
+        let _ = (tile, offset, count);
+        None
+    }
+}
+
+/// One full tile and every node inside it: its 256 hashes and, computed
+/// the first time a root is asked, the 255 roots above them within the
+/// tile.
+///
+/// A proof asks each tile it crosses for up to eight subtree roots, the
+/// largest covering 128 of its hashes; recomputing those costs about 250
+/// node hashes per tile and proof. A reader that serves many proofs from
+/// the same tiles keeps their nodes instead (another 8 KiB a tile) and
+/// answers by lookup. Full tiles never change, so neither do their nodes.
+#[derive(Debug)]
+pub struct TileNodes {
+    hashes: Vec<u8>,
+    /// Heights 1 to 8, lowest first: 128, 64, …, 1 roots.
+    inner: std::sync::OnceLock<Vec<Hash>>,
+}
+
+impl TileNodes {
+    /// The full tile `hashes` (exactly 256 hashes), or `None` for anything
+    /// else.
+    pub fn of_full_tile(hashes: Vec<u8>) -> Option<TileNodes> {
+        (hashes.len() == crate::tile::TILE_WIDTH as usize * HASH_SIZE).then(|| TileNodes {
+            hashes,
+            inner: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The tile's 256 hashes, concatenated.
+    pub fn hashes(&self) -> &[u8] {
+        &self.hashes
+    }
+
+    fn inner(&self) -> &[Hash] {
+        self.inner.get_or_init(|| {
+            let mut level: Vec<Hash> = self
+                .hashes
+                .chunks_exact(HASH_SIZE)
+                .filter_map(Hash::from_slice)
+                .collect();
+            let mut inner = Vec::with_capacity(255);
+            while level.len() > 1 {
+                level = level
+                    .chunks_exact(2)
+                    .map(|pair| node_hash(&pair[0], &pair[1]))
+                    .collect();
+                inner.extend_from_slice(&level);
+            }
+            inner
+        })
+    }
+
+    /// The root of the `count` hashes from `offset`, where `count` is a
+    /// power of two and `offset` a multiple of it, as a proof asks.
+    pub fn root(&self, offset: usize, count: usize) -> Option<Hash> {
+        if !count.is_power_of_two() || offset % count != 0 || offset >= 256 {
+            return None;
+        }
+        if count == 1 {
+            return Hash::from_slice(
+                self.hashes
+                    .get(offset * HASH_SIZE..(offset + 1) * HASH_SIZE)?,
+            );
+        }
+        let height = count.trailing_zeros();
+        // Heights 1 up to this one's hold 128 + 64 + … roots: 256 - 512 >> h.
+        let start = 256 - (512 >> height);
+        self.inner().get(start + offset / count).copied()
+    }
 }
 
 /// Why a proof or root could not be built.
@@ -420,6 +498,10 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
         let tile = tile_at(at.level, at.tile_index, self.size).ok_or_else(|| {
             ProveError::OutOfRange(format!("no tile holds node {height}/{index}"))
         })?;
+        if let Some(hash) = self.source.subtree_root(tile, at.offset, at.count) {
+            self.nodes.insert((height, index), hash);
+            return Ok(hash);
+        }
         let bytes = match self.tiles.entry((tile.level, tile.index)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -594,5 +676,96 @@ mod tests {
             verify_consistency::<Hash>(5, 4, &[], r.as_bytes(), r.as_bytes()),
             Err(ProofError::Shrinks { size1: 5, size2: 4 })
         );
+    }
+
+    /// Full tiles of a tree of 70,000 leaves, optionally answering subtree
+    /// roots from their precomputed nodes, and counting tile reads.
+    struct Stored {
+        tiles: HashMap<(u8, u64), Vec<u8>>,
+        nodes: Option<HashMap<(u8, u64), TileNodes>>,
+        reads: usize,
+    }
+
+    impl TileReader for Stored {
+        type Error = String;
+        fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, String> {
+            self.reads += 1;
+            let bytes = self.tiles.get(&(tile.level, tile.index)).ok_or("missing")?;
+            Ok(bytes[..usize::from(tile.width) * HASH_SIZE].to_vec())
+        }
+        fn subtree_root(&mut self, tile: TileId, offset: usize, count: usize) -> Option<Hash> {
+            self.nodes
+                .as_ref()?
+                .get(&(tile.level, tile.index))?
+                .root(offset, count)
+        }
+    }
+
+    fn stored(size: u32, with_nodes: bool) -> Stored {
+        let mut tiles = HashMap::new();
+        let leaves = (0..size).map(|i| crate::hash::leaf_hash(&i.to_be_bytes()));
+        for (tile, bytes) in crate::Integrator::new().integrate(leaves) {
+            tiles.insert((tile.level, tile.index), bytes);
+        }
+        let nodes = with_nodes.then(|| {
+            tiles
+                .iter()
+                .filter_map(|(k, b)| Some((*k, TileNodes::of_full_tile(b.clone())?)))
+                .collect()
+        });
+        Stored {
+            tiles,
+            nodes,
+            reads: 0,
+        }
+    }
+
+    #[test]
+    fn tile_nodes_are_the_roots_within_the_tile() {
+        let hashes: Vec<u8> = (0..256u32)
+            .flat_map(|i| crate::hash::leaf_hash(&i.to_be_bytes()).0)
+            .collect();
+        let nodes = TileNodes::of_full_tile(hashes.clone()).expect("a full tile");
+        for height in 0..=8u32 {
+            let count = 1usize << height;
+            for offset in (0..256).step_by(count) {
+                let want = perfect_root(&hashes[offset * HASH_SIZE..(offset + count) * HASH_SIZE]);
+                assert_eq!(nodes.root(offset, count), Some(want), "{offset}+{count}");
+            }
+        }
+        assert_eq!(nodes.root(3, 2), None, "not aligned");
+        assert_eq!(nodes.root(0, 3), None, "not a power of two");
+        assert_eq!(nodes.root(256, 1), None, "beyond the tile");
+        assert!(TileNodes::of_full_tile(hashes[..32 * 255].to_vec()).is_none());
+    }
+
+    #[test]
+    fn proofs_from_tile_nodes_equal_proofs_from_tile_bytes() {
+        let size = 70_000u64;
+        let mut plain = stored(size as u32, false);
+        let mut with_nodes = stored(size as u32, true);
+        let mut a = TreeReader::new(size, &mut plain);
+        let mut b = TreeReader::new(size, &mut with_nodes);
+        for index in [0, 1, 255, 256, 4097, 65_535, 65_536, 69_999] {
+            let plan = ProofPlan::inclusion(index, size).expect("plan");
+            assert_eq!(
+                a.prove(&plan).expect("proof"),
+                b.prove(&plan).expect("proof")
+            );
+        }
+        let plan = ProofPlan::consistency(12_345, size).expect("plan");
+        assert_eq!(
+            a.prove(&plan).expect("proof"),
+            b.prove(&plan).expect("proof")
+        );
+        drop((a, b));
+        // Only the partial tiles at the right edge had to be read.
+        assert!(
+            with_nodes.reads < plain.reads,
+            "{} vs {}",
+            with_nodes.reads,
+            plain.reads
+        );
+        assert!(with_nodes.reads <= 3, "{} reads", with_nodes.reads);
     }
 }

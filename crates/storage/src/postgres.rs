@@ -143,6 +143,10 @@ fn leader_key(origin: &str) -> i64 {
     ])
 }
 
+/// The session setting that plans every statement with its parameters and
+/// the table as it is now (see [`PostgresStore::connect`]).
+const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
+
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -157,9 +161,22 @@ impl PostgresStore {
     /// A store over the database at `database_url` (a libpq-style URL),
     /// with at most `max_connections` connections. Connects lazily.
     pub fn connect(database_url: &str, max_connections: usize) -> Result<Self> {
-        let config: tokio_postgres::Config = database_url
+        let mut config: tokio_postgres::Config = database_url
             .parse()
             .map_err(|e| StorageError::Backend(format!("database URL: {e}")))?;
+        // Statements are prepared once per connection, and PostgreSQL
+        // switches a prepared statement to a generic plan after a few
+        // runs, chosen with the table's statistics of that moment. A log
+        // starts empty and grows by millions between two ANALYZEs: a plan
+        // made at 500 entries (a sequential scan is cheapest there) would
+        // scan the whole table for every batch at a million. Custom plans
+        // cost a planning pass per statement (tens of microseconds) and
+        // follow the table as it grows.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {CUSTOM_PLANS}"),
+            None => CUSTOM_PLANS.to_string(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -735,6 +752,95 @@ mod tests {
             }
         }
         assert_eq!(store.find_leaf("plans", leaf).await.expect("leaf"), Some(7));
+        drop(client);
+        drop(store);
+        schema.drop_schema().await;
+    }
+
+    /// A statement prepared while the log was small must not keep the plan
+    /// of a small table once the log has grown (no ANALYZE in between):
+    /// PostgreSQL would otherwise settle on a generic plan after five runs
+    /// and scan the whole table with it forever after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plans_follow_the_log_as_it_grows() {
+        let schema = evault_test_support::PgSchema::create("evault_storage_growth").await;
+        migrate(&schema.url).await.expect("migrate");
+        let store = PostgresStore::connect(&schema.url, 2).expect("pool");
+        store.create_log("growth").await.expect("create");
+        let entries: Vec<StoredEntry> = (0..3000u64)
+            .map(|index| {
+                let entry = EvidenceEntry {
+                    digest: evault_core::hash::sha256(&index.to_be_bytes()),
+                    size: index,
+                    received_ms: 1_795_960_341_000,
+                    media_type: "text/plain".into(),
+                    name: None,
+                    principal: "grower".into(),
+                    labels: Default::default(),
+                }
+                .encode()
+                .expect("entry");
+                StoredEntry {
+                    index,
+                    leaf_hash: leaf_hash(&entry),
+                    dedup_key: evault_core::hash::sha256(&entry),
+                    evidence_sha256: crate::evidence_digest(&entry),
+                    entry,
+                }
+            })
+            .collect();
+        let mut tree = Integrator::new();
+        let mut head = TreeHead::empty();
+        let mut append = |from: usize, to: usize| {
+            let tiles = tree.integrate_full_tiles(entries[from..to].iter().map(|e| e.leaf_hash));
+            let new = TreeHead {
+                size: tree.size(),
+                root: tree.root(),
+            };
+            let batch = (head, new, tiles);
+            head = new;
+            batch
+        };
+        let (old, new, tiles) = append(0, 8);
+        let small = Integration {
+            old,
+            new,
+            entries: &entries[..8],
+            tiles: &tiles,
+        };
+        store.integrate("growth", small).await.expect("integrate");
+
+        let client = store.client().await.expect("client");
+        let setting: String = client
+            .query_one("SHOW plan_cache_mode", &[])
+            .await
+            .expect("show")
+            .get(0);
+        assert_eq!(setting, "force_custom_plan");
+        client
+            .batch_execute(&format!(
+                "ANALYZE entries; PREPARE dedup (BIGINT, BYTEA[]) AS {FIND_DEDUP}"
+            ))
+            .await
+            .expect("prepare");
+        let id = log_id(&client, "growth").await.expect("log id");
+        let execute = format!(
+            "EXECUTE dedup ({id}, ARRAY['\\x{}'::BYTEA])",
+            evault_core::hash::hex(&entries[5].dedup_key)
+        );
+        for _ in 0..6 {
+            client.batch_execute(&execute).await.expect("execute");
+        }
+        let (old, new, tiles) = append(8, 3000);
+        let grown = Integration {
+            old,
+            new,
+            entries: &entries[8..],
+            tiles: &tiles,
+        };
+        store.integrate("growth", grown).await.expect("integrate");
+        let plan = plan(&client, &execute, &[]).await;
+        assert!(!plan.contains("Seq Scan"), "{plan}");
         drop(client);
         drop(store);
         schema.drop_schema().await;

@@ -16,10 +16,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash as StdHash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use evault_core::HASH_SIZE;
 use evault_core::tile::{TILE_WIDTH, TileId, tile_at, tile_from_entries, tile_from_tiles};
+use evault_core::{HASH_SIZE, TileNodes};
 
 use crate::{LogStore, Result, StorageError};
 
@@ -66,8 +66,9 @@ pub struct TileCache {
 }
 
 struct Cached {
-    /// (level, index) → a full tile's 8192 bytes.
-    full: Bounded<(u8, u64), Vec<u8>>,
+    /// (level, index) → a full tile, with its inner nodes once a proof
+    /// asked for them.
+    full: Bounded<(u8, u64), Arc<TileNodes>>,
     /// (level, index) → the widest partial tile derived at that position.
     partial: Bounded<(u8, u64), Vec<u8>>,
 }
@@ -92,13 +93,19 @@ impl TileCache {
     /// Keeps a full tile known to be stored, such as one a sequencer has
     /// just committed, so that reads need not fetch it again.
     pub fn insert_full(&self, level: u8, index: u64, hashes: &[u8]) {
-        if hashes.len() == TILE_WIDTH as usize * HASH_SIZE {
-            self.lock().full.insert((level, index), hashes.to_vec());
+        if let Some(tile) = TileNodes::of_full_tile(hashes.to_vec()) {
+            self.lock().full.insert((level, index), Arc::new(tile));
         }
     }
 
+    /// The full tile at (`level`, `index`), if cached: its hashes, and the
+    /// roots within it that proofs ask for, computed once per tile.
+    pub fn full_tile(&self, level: u8, index: u64) -> Option<Arc<TileNodes>> {
+        self.lock().full.map.get(&(level, index)).cloned()
+    }
+
     fn full(&self, key: (u8, u64)) -> Option<Vec<u8>> {
-        self.lock().full.map.get(&key).cloned()
+        self.full_tile(key.0, key.1).map(|t| t.hashes().to_vec())
     }
 
     /// The cached partial tile at `key`: its first `width` hashes if it is

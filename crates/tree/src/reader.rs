@@ -1,6 +1,9 @@
 //! Serving the log: checkpoints, proofs and entries, only ever within a
 //! checkpoint the log has published.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
 use evault_core::{Checkpoint, Hash, Note, ProofPlan};
 use evault_storage::tiles::TileCache;
 use evault_storage::{LogStore, StorageError};
@@ -41,7 +44,12 @@ pub struct LogReader<S> {
     origin: String,
     store: S,
     cache: TileCache,
+    /// Checkpoints recently asked for by size, oldest first.
+    recent: Mutex<VecDeque<Published>>,
 }
+
+/// Checkpoints kept by size.
+const RECENT_CHECKPOINTS: usize = 16;
 
 /// Full tiles kept in memory for reads (8 KiB each: 32 MiB). The latest
 /// checkpoint's partial tiles, which nearly every proof reads, are kept
@@ -55,11 +63,39 @@ impl<S: LogStore> LogReader<S> {
             origin: origin.to_string(),
             store,
             cache: TileCache::new(TILE_CACHE),
+            recent: Mutex::new(VecDeque::new()),
         }
     }
 
     /// The published checkpoint of `size` entries; `0` for the latest.
+    ///
+    /// The checkpoints of a few sizes asked for by size are kept: a
+    /// verifier pinned to one checkpoint asks for many proofs in it, and
+    /// storage need not be asked each time. The latest is always read, so
+    /// a caller never sees an older tree than one it was just shown.
     pub async fn checkpoint(&self, size: u64) -> Result<Published, ReadError> {
+        if size != 0 {
+            if let Some(known) = self.known(size) {
+                return Ok(known);
+            }
+        }
+        let published = self.read_checkpoint(size).await?;
+        if size != 0 {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() >= RECENT_CHECKPOINTS {
+                recent.pop_front();
+            }
+            recent.push_back(published.clone());
+        }
+        Ok(published)
+    }
+
+    fn known(&self, size: u64) -> Option<Published> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().find(|p| p.checkpoint.size == size).cloned()
+    }
+
+    async fn read_checkpoint(&self, size: u64) -> Result<Published, ReadError> {
         let wanted = (size != 0).then_some(size);
         let note = self
             .store

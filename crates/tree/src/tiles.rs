@@ -7,22 +7,28 @@
 //! gets the same bytes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use evault_core::{HASH_SIZE, Hash, ProofPlan, TileId, TileReader, TreeReader};
+use evault_core::{HASH_SIZE, Hash, ProofPlan, TileId, TileNodes, TileReader, TreeReader};
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{LogStore, StorageError};
 
-/// Tiles gathered for a set of plans.
-pub(crate) struct Gathered(HashMap<(u8, u64), Vec<u8>>);
+/// Tiles gathered for a set of plans: their bytes, and for full tiles in
+/// the cache, the roots within them, so proofs need not rehash them.
+pub(crate) struct Gathered {
+    tiles: HashMap<(u8, u64), Vec<u8>>,
+    nodes: HashMap<(u8, u64), Arc<TileNodes>>,
+}
 
 impl Gathered {
     pub(crate) fn from_tiles(tiles: impl IntoIterator<Item = (TileId, Vec<u8>)>) -> Self {
-        Gathered(
-            tiles
+        Gathered {
+            tiles: tiles
                 .into_iter()
                 .map(|(t, b)| ((t.level, t.index), b))
                 .collect(),
-        )
+            nodes: HashMap::new(),
+        }
     }
 }
 
@@ -31,13 +37,23 @@ impl TileReader for Gathered {
 
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, String> {
         let bytes = self
-            .0
+            .tiles
             .get(&(tile.level, tile.index))
             .ok_or_else(|| format!("{} was not gathered", tile.path()))?;
         bytes
             .get(..usize::from(tile.width) * HASH_SIZE)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| format!("{} is narrower than needed", tile.path()))
+    }
+
+    fn subtree_root(&mut self, tile: TileId, offset: usize, count: usize) -> Option<Hash> {
+        // Only a full tile's nodes are kept; a partial tile is hashed.
+        if !tile.is_full() {
+            return None;
+        }
+        self.nodes
+            .get(&(tile.level, tile.index))?
+            .root(offset, count)
     }
 }
 
@@ -74,7 +90,14 @@ pub(crate) async fn prove<S: LogStore>(
             gathered.insert((tile.level, tile.index), bytes);
         }
     }
-    let mut tiles = Gathered(gathered);
+    let nodes = gathered
+        .keys()
+        .filter_map(|&(level, index)| Some(((level, index), cache.full_tile(level, index)?)))
+        .collect();
+    let mut tiles = Gathered {
+        tiles: gathered,
+        nodes,
+    };
     let mut reader = TreeReader::new(size, &mut tiles);
     plans
         .iter()
