@@ -1,5 +1,5 @@
 //! The batcher: gathers entries from every caller and hands them to tree
-//! in batches, one batch in flight at a time (group commit: what arrives
+//! in batches, a bounded number in flight (group commit: what arrives
 //! meanwhile forms the next batch); then answers each caller with its own
 //! receipt.
 //!
@@ -15,7 +15,7 @@ use evault_proto::v1::sequencer_service_client::SequencerServiceClient;
 use evault_proto::v1::{Receipt, SequenceEntry, SequenceRequest, SequenceResponse};
 use evault_storage::LogStore;
 use evault_tree::{NewEntry, Publisher, Sequenced, SequencedBatch, Sequencer, sequence_status};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -150,17 +150,21 @@ impl SequenceBatch for RemoteTree {
 
 /// How the batcher batches.
 ///
-/// There is no timer: a batch is sent as soon as tree is free (group
-/// commit). On an idle vault the first entry goes at once, alone; while a
-/// batch is in flight, every entry that arrives waits for the next one, so
-/// a loaded vault forms large batches without ever holding an entry back
-/// for a clock.
+/// There is no timer: a batch is sent as soon as tree can take one (group
+/// commit). On an idle vault the first entry goes at once, alone; while
+/// the batches in flight are full, every entry that arrives waits for the
+/// next one, so a loaded vault forms large batches without ever holding an
+/// entry back for a clock.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchConfig {
     /// The most entries one batch carries.
     pub max_batch: usize,
     /// Entries that may wait in all; beyond, callers are pushed back.
     pub backlog: usize,
+    /// Batches sent to tree and not yet answered. Two let tree commit one
+    /// batch while it builds the proofs of the one before: storage and
+    /// hashing overlap instead of taking turns.
+    pub in_flight: usize,
 }
 
 impl Default for BatchConfig {
@@ -168,6 +172,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_batch: 4096,
             backlog: 65_536,
+            in_flight: 2,
         }
     }
 }
@@ -250,15 +255,27 @@ async fn run<T: SequenceBatch>(
     config: BatchConfig,
     mut waiting: mpsc::Receiver<Waiting>,
 ) {
+    let slots = Arc::new(Semaphore::new(config.in_flight.max(1)));
     let mut batch = Vec::with_capacity(config.max_batch);
-    // Waits only while nothing is queued; then takes everything already
-    // there, up to a full batch. Entries arriving while tree works on this
-    // batch queue up and make the next one.
-    while waiting.recv_many(&mut batch, config.max_batch.max(1)).await > 0 {
+    loop {
+        // A slot first, then the entries: while every slot is taken,
+        // arrivals queue up and make the next batch larger.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        // Waits only while nothing is queued; then takes everything
+        // already there, up to a full batch.
+        if waiting.recv_many(&mut batch, config.max_batch.max(1)).await == 0 {
+            return;
+        }
         let (entries, replies): (Vec<NewEntry>, Vec<_>) =
             batch.drain(..).map(|w| (w.entry, w.reply)).unzip();
-        let outcome = tree.sequence(entries).await;
-        answer(replies, outcome);
+        let tree = Arc::clone(&tree);
+        tokio::spawn(async move {
+            let outcome = tree.sequence(entries).await;
+            answer(replies, outcome);
+            drop(slot);
+        });
     }
 }
 
@@ -366,6 +383,7 @@ mod tests {
         let config = BatchConfig {
             max_batch: 64,
             backlog: 1024,
+            in_flight: 1,
         };
         let batcher = Batcher::start(Arc::clone(&tree), config);
         let first = batcher.submit(entry(0)).expect("queued");
@@ -395,6 +413,7 @@ mod tests {
         let config = BatchConfig {
             max_batch: 1,
             backlog: 1,
+            in_flight: 1,
         };
         let batcher = Batcher::start(Arc::clone(&tree), config);
         let first = batcher.submit(entry(0)).expect("queued");
@@ -417,5 +436,33 @@ mod tests {
             answer.await.expect("answered").expect("sequenced");
         }
         assert_eq!(sizes(&tree), [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_second_batch_goes_while_the_first_is_in_flight() {
+        let tree = Arc::new(RecordingTree {
+            hold: true,
+            ..RecordingTree::default()
+        });
+        let config = BatchConfig {
+            max_batch: 64,
+            backlog: 1024,
+            in_flight: 2,
+        };
+        let batcher = Batcher::start(Arc::clone(&tree), config);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        let second = batcher.submit(entry(1)).expect("queued");
+        tree.arrived.notified().await;
+        assert_eq!(sizes(&tree), [1, 1], "both batches reached tree");
+        // Both slots are taken: these wait, and then go together.
+        let rest: Vec<_> = (2..=10)
+            .map(|n| batcher.submit(entry(n)).expect("queued"))
+            .collect();
+        for answer in [first, second].into_iter().chain(rest) {
+            tree.release.notify_one();
+            answer.await.expect("answered").expect("sequenced");
+        }
+        assert_eq!(sizes(&tree), [1, 1, 9]);
     }
 }

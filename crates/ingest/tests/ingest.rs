@@ -305,6 +305,7 @@ async fn full_backlog_pushes_back_with_retry_advice() {
     let config = BatchConfig {
         max_batch: 1,
         backlog: 1,
+        in_flight: 1,
     };
     let vault = start(config, true).await;
     let calls = (0..6u32).map(|n| {

@@ -238,21 +238,23 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         let size = state.published.size;
 
         // Proofs in the published tree (the committed one): partial tiles
-        // from memory, full ones from the cache and storage.
+        // from memory, full ones from the cache and storage. The tree of
+        // `size` entries never changes, so the next batch may be sequenced
+        // while this one's proofs are built: the log is released here,
+        // with a copy of the edge it needs.
+        let edge: Vec<(TileId, Vec<u8>)> = state
+            .tree
+            .partial_tiles()
+            .map(|(tile, hashes)| (tile, hashes.to_vec()))
+            .collect();
+        drop(state);
+        let edge: Vec<(TileId, &[u8])> = edge.iter().map(|(t, h)| (*t, h.as_slice())).collect();
         let plans: Vec<ProofPlan> = placed
             .iter()
             .map(|(index, _)| ProofPlan::inclusion(*index, size))
             .collect::<Result<_, _>>()
             .map_err(StorageError::Corrupt)?;
-        let proofs = prove(
-            &self.store,
-            &self.origin,
-            &self.cache,
-            size,
-            &state.edge(),
-            &plans,
-        )
-        .await?;
+        let proofs = prove(&self.store, &self.origin, &self.cache, size, &edge, &plans).await?;
         let originals = self.originals(&placed).await?;
         let mut entries = Vec::with_capacity(batch.len());
         for ((index, duplicate), proof) in placed.into_iter().zip(proofs) {
