@@ -374,48 +374,41 @@ mod tests {
         assert_eq!(sizes(&tree), [1]);
     }
 
-    #[tokio::test]
-    async fn entries_arriving_during_a_batch_form_the_next_ones() {
+    /// A batcher over a tree that holds every batch until released.
+    fn held(max_batch: usize, backlog: usize, in_flight: usize) -> (Arc<RecordingTree>, Batcher) {
         let tree = Arc::new(RecordingTree {
             hold: true,
             ..RecordingTree::default()
         });
         let config = BatchConfig {
-            max_batch: 64,
-            backlog: 1024,
-            in_flight: 1,
+            max_batch,
+            backlog,
+            in_flight,
         };
-        let batcher = Batcher::start(Arc::clone(&tree), config);
-        let first = batcher.submit(entry(0)).expect("queued");
-        tree.arrived.notified().await;
-        let rest: Vec<_> = (1..=100)
-            .map(|n| batcher.submit(entry(n)).expect("queued"))
-            .collect();
-        for _ in 0..3 {
-            tree.release.notify_one();
-            tokio::task::yield_now().await;
-        }
-        first.await.expect("answered").expect("sequenced");
-        for answer in rest {
-            // Each held batch needs its own release.
+        (Arc::clone(&tree), Batcher::start(tree, config))
+    }
+
+    /// Releases the held batches one by one until every answer is in.
+    async fn release_all(tree: &RecordingTree, answers: Vec<oneshot::Receiver<Answer>>) {
+        for answer in answers {
             tree.release.notify_one();
             answer.await.expect("answered").expect("sequenced");
         }
+    }
+
+    #[tokio::test]
+    async fn entries_arriving_during_a_batch_form_the_next_ones() {
+        let (tree, batcher) = held(64, 1024, 1);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        let rest = (1..=100).map(|n| batcher.submit(entry(n)).expect("queued"));
+        release_all(&tree, std::iter::once(first).chain(rest).collect()).await;
         assert_eq!(sizes(&tree), [1, 64, 36]);
     }
 
     #[tokio::test]
     async fn a_waiting_submit_waits_for_room_instead_of_pushing_back() {
-        let tree = Arc::new(RecordingTree {
-            hold: true,
-            ..RecordingTree::default()
-        });
-        let config = BatchConfig {
-            max_batch: 1,
-            backlog: 1,
-            in_flight: 1,
-        };
-        let batcher = Batcher::start(Arc::clone(&tree), config);
+        let (tree, batcher) = held(1, 1, 1);
         let first = batcher.submit(entry(0)).expect("queued");
         tree.arrived.notified().await;
         let second = batcher.submit(entry(1)).expect("room for one");
@@ -431,38 +424,21 @@ mod tests {
             .await
             .expect("join")
             .expect("queued once room freed");
-        for answer in [second, third] {
-            tree.release.notify_one();
-            answer.await.expect("answered").expect("sequenced");
-        }
+        release_all(&tree, vec![second, third]).await;
         assert_eq!(sizes(&tree), [1, 1, 1]);
     }
 
     #[tokio::test]
     async fn a_second_batch_goes_while_the_first_is_in_flight() {
-        let tree = Arc::new(RecordingTree {
-            hold: true,
-            ..RecordingTree::default()
-        });
-        let config = BatchConfig {
-            max_batch: 64,
-            backlog: 1024,
-            in_flight: 2,
-        };
-        let batcher = Batcher::start(Arc::clone(&tree), config);
+        let (tree, batcher) = held(64, 1024, 2);
         let first = batcher.submit(entry(0)).expect("queued");
         tree.arrived.notified().await;
         let second = batcher.submit(entry(1)).expect("queued");
         tree.arrived.notified().await;
         assert_eq!(sizes(&tree), [1, 1], "both batches reached tree");
         // Both slots are taken: these wait, and then go together.
-        let rest: Vec<_> = (2..=10)
-            .map(|n| batcher.submit(entry(n)).expect("queued"))
-            .collect();
-        for answer in [first, second].into_iter().chain(rest) {
-            tree.release.notify_one();
-            answer.await.expect("answered").expect("sequenced");
-        }
+        let rest = (2..=10).map(|n| batcher.submit(entry(n)).expect("queued"));
+        release_all(&tree, [first, second].into_iter().chain(rest).collect()).await;
         assert_eq!(sizes(&tree), [1, 1, 9]);
     }
 }

@@ -95,12 +95,23 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
+/// Bytes of database pages the embedded store keeps in memory.
+const PAGE_CACHE: usize = 64 << 20;
+
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::Backend(format!("{}: {e}", dir.display())))?;
-        let db = Database::create(dir.join(DATABASE_FILE)).map_err(backend)?;
+        // redb caches up to 1 GiB of pages by default, which a growing log
+        // fills: the store's memory would grow with the log. The lookups
+        // that touch pages at random (dedup keys, leaf hashes, digests)
+        // get little from a bigger cache anyway; the kernel's page cache
+        // still holds what fits.
+        let db = Database::builder()
+            .set_cache_size(PAGE_CACHE)
+            .create(dir.join(DATABASE_FILE))
+            .map_err(backend)?;
         // Every table exists from the start, so readers never meet a
         // missing one.
         let txn = db.begin_write().map_err(backend)?;

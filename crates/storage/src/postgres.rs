@@ -655,6 +655,32 @@ mod tests {
     use super::*;
     use crate::StoredEntry;
 
+    /// `count` distinct version-1 entries from `principal`, indices 0 on.
+    fn entries(count: u64, principal: &str) -> Vec<StoredEntry> {
+        (0..count)
+            .map(|index| {
+                let entry = EvidenceEntry {
+                    digest: evault_core::hash::sha256(&index.to_be_bytes()),
+                    size: index,
+                    received_ms: 1_795_960_341_000,
+                    media_type: "text/plain".into(),
+                    name: None,
+                    principal: principal.into(),
+                    labels: Default::default(),
+                }
+                .encode()
+                .expect("entry");
+                StoredEntry {
+                    index,
+                    leaf_hash: leaf_hash(&entry),
+                    dedup_key: evault_core::hash::sha256(&entry),
+                    evidence_sha256: crate::evidence_digest(&entry),
+                    entry,
+                }
+            })
+            .collect()
+    }
+
     /// The plan PostgreSQL picks for `query`, as text.
     async fn plan(
         client: &impl GenericClient,
@@ -680,28 +706,7 @@ mod tests {
         migrate(&schema.url).await.expect("migrate");
         let store = PostgresStore::connect(&schema.url, 2).expect("pool");
         store.create_log("plans").await.expect("create");
-        let entries: Vec<StoredEntry> = (0..3000u64)
-            .map(|index| {
-                let entry = EvidenceEntry {
-                    digest: evault_core::hash::sha256(&index.to_be_bytes()),
-                    size: index,
-                    received_ms: 1_795_960_341_000,
-                    media_type: "text/plain".into(),
-                    name: None,
-                    principal: "planner".into(),
-                    labels: Default::default(),
-                }
-                .encode()
-                .expect("entry");
-                StoredEntry {
-                    index,
-                    leaf_hash: leaf_hash(&entry),
-                    dedup_key: evault_core::hash::sha256(&entry),
-                    evidence_sha256: crate::evidence_digest(&entry),
-                    entry,
-                }
-            })
-            .collect();
+        let entries = entries(3000, "planner");
         let mut tree = Integrator::new();
         let tiles = tree.integrate_full_tiles(entries.iter().map(|e| e.leaf_hash));
         let batch = Integration {
@@ -767,28 +772,7 @@ mod tests {
         migrate(&schema.url).await.expect("migrate");
         let store = PostgresStore::connect(&schema.url, 2).expect("pool");
         store.create_log("growth").await.expect("create");
-        let entries: Vec<StoredEntry> = (0..3000u64)
-            .map(|index| {
-                let entry = EvidenceEntry {
-                    digest: evault_core::hash::sha256(&index.to_be_bytes()),
-                    size: index,
-                    received_ms: 1_795_960_341_000,
-                    media_type: "text/plain".into(),
-                    name: None,
-                    principal: "grower".into(),
-                    labels: Default::default(),
-                }
-                .encode()
-                .expect("entry");
-                StoredEntry {
-                    index,
-                    leaf_hash: leaf_hash(&entry),
-                    dedup_key: evault_core::hash::sha256(&entry),
-                    evidence_sha256: crate::evidence_digest(&entry),
-                    entry,
-                }
-            })
-            .collect();
+        let entries = entries(3000, "grower");
         let mut tree = Integrator::new();
         let mut head = TreeHead::empty();
         let mut append = |from: usize, to: usize| {

@@ -118,10 +118,13 @@ pub struct Sequencer<S, P> {
     state: Mutex<State>,
 }
 
-/// Full tiles kept in memory for proofs (8 KiB each: 32 MiB). The full
-/// tiles of each committed batch go in, so receipts for recent entries
-/// never read a tile back.
-const TILE_CACHE: usize = 4096;
+/// Full tiles kept in memory for proofs (8 KiB each, 16 KiB once their
+/// nodes are computed: at most 8 MiB). The full tiles of each committed
+/// batch go in, so receipts for recent entries never read a tile back; a
+/// sequencer proves only recent entries (and retried ones), so it needs
+/// the latest tiles, not the whole log's: reads of old entries are the
+/// `LogReader`'s, with a cache of its own.
+const TILE_CACHE: usize = 512;
 
 impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     /// Opens the log `origin` (creating it if new), resumes its tree from
