@@ -36,10 +36,15 @@ impl TileReader for Gathered {
     type Error = String;
 
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<u8>, String> {
-        let bytes = self
-            .tiles
-            .get(&(tile.level, tile.index))
-            .ok_or_else(|| format!("{} was not gathered", tile.path()))?;
+        let key = (tile.level, tile.index);
+        let bytes = match self.tiles.get(&key) {
+            Some(bytes) => bytes.as_slice(),
+            None => self
+                .nodes
+                .get(&key)
+                .map(|full| full.hashes())
+                .ok_or_else(|| format!("{} was not gathered", tile.path()))?,
+        };
         bytes
             .get(..usize::from(tile.width) * HASH_SIZE)
             .map(<[u8]>::to_vec)
@@ -74,6 +79,14 @@ pub(crate) async fn prove<S: LogStore>(
     let edge: HashMap<(u8, u64), &[u8]> =
         edge.iter().map(|(t, b)| ((t.level, t.index), *b)).collect();
     let mut gathered = HashMap::new();
+    // Full tiles in the cache are shared, not copied: with their nodes
+    // they answer every root a proof asks of them.
+    let mut nodes = HashMap::new();
+    let cached = |tile: &TileId| {
+        tile.is_full()
+            .then(|| cache.full_tile(tile.level, tile.index))
+            .flatten()
+    };
     let mut missing = Vec::new();
     for tile in wanted {
         let key = (tile.level, tile.index);
@@ -81,19 +94,28 @@ pub(crate) async fn prove<S: LogStore>(
             Some(bytes) if bytes.len() >= usize::from(tile.width) * HASH_SIZE => {
                 gathered.insert(key, bytes.to_vec());
             }
-            _ => missing.push(tile),
+            _ => match cached(&tile) {
+                Some(full) => {
+                    nodes.insert(key, full);
+                }
+                None => missing.push(tile),
+            },
         }
     }
     if !missing.is_empty() {
         let read = read_tiles(store, origin, size, &missing, cache).await?;
         for (tile, bytes) in missing.iter().zip(read) {
-            gathered.insert((tile.level, tile.index), bytes);
+            let key = (tile.level, tile.index);
+            match cached(tile) {
+                Some(full) => {
+                    nodes.insert(key, full);
+                }
+                None => {
+                    gathered.insert(key, bytes);
+                }
+            }
         }
     }
-    let nodes = gathered
-        .keys()
-        .filter_map(|&(level, index)| Some(((level, index), cache.full_tile(level, index)?)))
-        .collect();
     let mut tiles = Gathered {
         tiles: gathered,
         nodes,
