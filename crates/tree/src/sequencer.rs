@@ -93,7 +93,16 @@ struct State {
     tree: Integrator,
     /// The last head known to be signed and published.
     published: TreeHead,
+    /// Batches that still look their keys up before integrating: set
+    /// after a batch met a logged key, counted down by batches that did
+    /// not (see [`Sequencer::sequence`]).
+    probe_dedup: u32,
 }
+
+/// How many batches look their dedup keys up first after one met a logged
+/// key: retries come in runs (a client or an ingest retrying after a
+/// failover), and a run should pay one failed insert, not one per batch.
+const PROBE_AFTER_DUPLICATE: u32 = 64;
 
 impl State {
     fn head(&self) -> TreeHead {
@@ -172,40 +181,32 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         }
 
         // Sequencing: drop what is logged already, and repeats within the
-        // batch, then number the rest.
+        // batch, then number the rest. Most batches hold no retry, so the
+        // logged keys are not looked up first: storage refuses a batch
+        // holding a logged key (the dedup constraint), writing nothing, and
+        // only then is the batch looked up and sequenced again. After a
+        // batch met a logged key, the next ones look up first for a while.
         let keys: Vec<[u8; 32]> = batch.iter().map(|e| e.dedup_key).collect();
-        let logged = self.store.find_dedup(&self.origin, &keys).await?;
         let old = state.head();
-        let mut fresh: Vec<StoredEntry> = Vec::new();
-        let mut first_in_batch: HashMap<[u8; 32], u64> = HashMap::new();
-        let mut placed: Vec<(u64, bool)> = Vec::with_capacity(batch.len());
-        for (i, e) in batch.iter().enumerate() {
-            if let Some(index) = logged[i] {
-                placed.push((index, true));
-            } else if let Some(&index) = first_in_batch.get(&e.dedup_key) {
-                placed.push((index, true));
+        let mut probe = state.probe_dedup > 0;
+        let (fresh, placed) = loop {
+            let logged = if probe {
+                self.store.find_dedup(&self.origin, &keys).await?
             } else {
-                let index = old.size + fresh.len() as u64;
-                first_in_batch.insert(e.dedup_key, index);
-                fresh.push(StoredEntry {
-                    index,
-                    leaf_hash: leaf_hash(&e.entry),
-                    dedup_key: e.dedup_key,
-                    evidence_sha256: Some(evidence[i]),
-                    entry: e.entry.clone(),
-                });
-                placed.push((index, false));
-            }
-        }
+                vec![None; keys.len()]
+            };
+            let (fresh, placed) = place(batch, &evidence, &logged, old.size);
 
-        // Integration, committed with the head's compare-and-swap.
-        let mut tree = state.tree.clone();
-        let tiles = tree.integrate_full_tiles(fresh.iter().map(|e| e.leaf_hash));
-        let new = TreeHead {
-            size: tree.size(),
-            root: tree.root(),
-        };
-        if !fresh.is_empty() {
+            // Integration, committed with the head's compare-and-swap.
+            let mut tree = state.tree.clone();
+            let tiles = tree.integrate_full_tiles(fresh.iter().map(|e| e.leaf_hash));
+            let new = TreeHead {
+                size: tree.size(),
+                root: tree.root(),
+            };
+            if fresh.is_empty() {
+                break (fresh, placed);
+            }
             let integration = Integration {
                 old,
                 new,
@@ -218,6 +219,12 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                     for (tile, hashes) in &tiles {
                         self.cache.insert_full(tile.level, tile.index, hashes);
                     }
+                }
+                Err(StorageError::InvalidBatch(_)) if !probe => {
+                    // A logged key, most likely: nothing was written.
+                    probe = true;
+                    state.probe_dedup = PROBE_AFTER_DUPLICATE;
+                    continue;
                 }
                 Err(StorageError::HeadMoved { expected, found }) => {
                     *state = load(&self.origin, &self.store, &self.cache).await?;
@@ -234,6 +241,12 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                     }
                 }
             }
+            break (fresh, placed);
+        };
+        if probe && placed.iter().any(|(_, duplicate)| *duplicate) {
+            state.probe_dedup = PROBE_AFTER_DUPLICATE;
+        } else {
+            state.probe_dedup = state.probe_dedup.saturating_sub(1);
         }
 
         // Publication.
@@ -364,6 +377,40 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     }
 }
 
+/// Places a batch: each entry logged before (`logged`) or repeated within
+/// the batch points at its original; the rest get the next indices after
+/// `size`, in order. Returns the entries to store and, for each entry of
+/// the batch, its index and whether it is a duplicate.
+fn place(
+    batch: &[NewEntry],
+    evidence: &[[u8; 32]],
+    logged: &[Option<u64>],
+    size: u64,
+) -> (Vec<StoredEntry>, Vec<(u64, bool)>) {
+    let mut fresh: Vec<StoredEntry> = Vec::new();
+    let mut first_in_batch: HashMap<[u8; 32], u64> = HashMap::new();
+    let mut placed: Vec<(u64, bool)> = Vec::with_capacity(batch.len());
+    for (i, e) in batch.iter().enumerate() {
+        if let Some(index) = logged[i] {
+            placed.push((index, true));
+        } else if let Some(&index) = first_in_batch.get(&e.dedup_key) {
+            placed.push((index, true));
+        } else {
+            let index = size + fresh.len() as u64;
+            first_in_batch.insert(e.dedup_key, index);
+            fresh.push(StoredEntry {
+                index,
+                leaf_hash: leaf_hash(&e.entry),
+                dedup_key: e.dedup_key,
+                evidence_sha256: Some(evidence[i]),
+                entry: e.entry.clone(),
+            });
+            placed.push((index, false));
+        }
+    }
+    (fresh, placed)
+}
+
 /// Loads the sequencer's state from storage: the head, the right edge of
 /// the tree (its partial tiles, derived: at most 255 entries, and 255 full
 /// tiles per level above 0), and the last published checkpoint.
@@ -400,5 +447,9 @@ async fn load<S: LogStore>(
     };
     // Until a first checkpoint exists, the empty tree's is owed: the
     // empty head counts as published and is signed like any other.
-    Ok(State { tree, published })
+    Ok(State {
+        tree,
+        published,
+        probe_dedup: 0,
+    })
 }

@@ -38,6 +38,7 @@ struct Faulty<S> {
     fail_after: Arc<AtomicBool>,
     entries_read: Arc<AtomicU64>,
     full_tiles_read: Arc<AtomicU64>,
+    dedup_lookups: Arc<AtomicU64>,
 }
 
 impl<S: LogStore + Clone> Faulty<S> {
@@ -48,6 +49,7 @@ impl<S: LogStore + Clone> Faulty<S> {
             fail_after: Arc::new(AtomicBool::new(false)),
             entries_read: Arc::new(AtomicU64::new(0)),
             full_tiles_read: Arc::new(AtomicU64::new(0)),
+            dedup_lookups: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -106,6 +108,7 @@ impl<S: LogStore> LogStore for Faulty<S> {
         self.inner.read_entries(origin, start, count).await
     }
     async fn find_dedup(&self, origin: &str, keys: &[[u8; 32]]) -> StoreResult<Vec<Option<u64>>> {
+        self.dedup_lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.find_dedup(origin, keys).await
     }
     async fn find_leaf(&self, origin: &str, leaf: Hash) -> StoreResult<Option<u64>> {
@@ -346,6 +349,49 @@ async fn retries_get_the_original_receipt<S: LogStore + Clone>(store: S) {
     h.acknowledge(&retry, answer).await;
 }
 
+/// Batches without a retry never look their keys up; a batch holding a
+/// logged key is refused by storage, looked up and sequenced again, and
+/// the batches after it look up first.
+async fn logged_keys_are_looked_up_only_after_a_retry<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    for _ in 0..2 {
+        let batch = h.batch(40);
+        let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+        h.acknowledge(&batch, answer).await;
+    }
+    assert_eq!(h_lookups(&h.store), 0, "fresh batches look nothing up");
+    let mut retry = h.batch(10);
+    retry.push(NewEntry {
+        entry: evidence_entry(5000),
+        dedup_key: key_of(3),
+    });
+    let answer = h.sequencer.sequence(&retry).await.expect("sequence");
+    assert_eq!(
+        h_lookups(&h.store),
+        1,
+        "looked up once the insert was refused"
+    );
+    let last = answer.entries.last().expect("answered");
+    assert!(last.duplicate);
+    assert_eq!(last.entry, evidence_entry(3), "the original is answered");
+    assert!(answer.entries[..10].iter().all(|e| !e.duplicate));
+    assert_eq!(answer.size, 90);
+    h.acknowledge(&retry, answer).await;
+    let batch = h.batch(5);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    assert_eq!(
+        h_lookups(&h.store),
+        1,
+        "the batch after a retry looks up first"
+    );
+    h.acknowledge(&batch, answer).await;
+}
+
+fn h_lookups<S>(store: &Faulty<S>) -> u64 {
+    store.dedup_lookups.swap(0, Ordering::SeqCst)
+}
+
 async fn invalid_entries_are_refused_and_nothing_is_logged<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
@@ -539,6 +585,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     batches_get_receipts_that_verify,
     retries_get_the_original_receipt,
+    logged_keys_are_looked_up_only_after_a_retry,
     invalid_entries_are_refused_and_nothing_is_logged,
     restart_continues_the_same_log,
     sequencing_reads_no_tile_back,
