@@ -4,10 +4,10 @@
 //! the run, and bad flags are usage errors. Timings are only checked for
 //! sanity: they depend on the machine.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use evault_test_support::ServerProcess;
 use serde_json::Value;
 
 fn evault() -> Command {
@@ -23,66 +23,33 @@ fn evault() -> Command {
 
 /// `evault up` on a fresh data directory and port; killed when dropped.
 struct Vault {
-    child: Child,
-    url: String,
+    server: ServerProcess,
     token: PathBuf,
-    /// Kept open: a server whose output pipe closes would die writing.
-    _stdout: Option<BufReader<ChildStdout>>,
-    /// Removed after the server is killed (fields drop after `drop`).
+    /// Removed after the server is killed (fields drop in order).
     _data: tempfile::TempDir,
 }
 
 impl Vault {
     fn start() -> Vault {
         let data = tempfile::tempdir().expect("tempdir");
-        let child = evault()
+        let mut command = evault();
+        command
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn evault up");
-        let mut vault = Vault {
-            child,
-            url: String::new(),
+            .arg(data.path());
+        Vault {
+            server: ServerProcess::start(command),
             token: data.path().join("dev-token"),
-            _stdout: None,
             _data: data,
-        };
-        let mut stdout = BufReader::new(vault.child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        while vault.url.is_empty() {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap_or(0) > 0,
-                "evault up exited before listening"
-            );
-            if let Some(at) = line.find("http://") {
-                vault.url = line[at..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
         }
-        vault._stdout = Some(stdout);
-        vault
     }
 
     fn bench(&self, args: &[&str]) -> Output {
         evault()
-            .args(["bench", "--server", &self.url, "--token-file"])
+            .args(["bench", "--server", &self.server.url, "--token-file"])
             .arg(&self.token)
             .args(args)
             .output()
             .expect("run evault bench")
-    }
-}
-
-impl Drop for Vault {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,9 +5,10 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use evault_core::{Receipt, VerifierKey, open_checkpoint, parse_verifier_keys};
+use evault_test_support::ServerProcess;
 
 fn evault() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_evault"));
@@ -40,61 +41,11 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A server process, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    /// Kept open: a server whose output pipe closes would die writing.
-    _stdout: Option<BufReader<ChildStdout>>,
-}
-
-impl Server {
-    /// Starts `evault <args>` and waits for it to say where it listens.
-    fn start(args: &[&str]) -> Server {
-        let child = evault()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn server");
-        // Owned by the server from here on, so that it is killed and
-        // reaped whatever happens next.
-        let mut server = Server {
-            child,
-            url: String::new(),
-            _stdout: None,
-        };
-        let mut stdout = BufReader::new(server.child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        while server.url.is_empty() {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap_or(0) > 0,
-                "server exited before listening"
-            );
-            if let Some(at) = line.find("http://") {
-                server.url = line[at..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-        }
-        server._stdout = Some(stdout);
-        server
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `evault <args>` and waits for it to say where it listens.
+fn start_server(args: &[&str]) -> ServerProcess {
+    let mut command = evault();
+    command.args(args);
+    ServerProcess::start(command)
 }
 
 /// A PostgreSQL schema of the test's own.
@@ -313,9 +264,9 @@ fn up_args(data: &Path, backend: &Backend, db: &str) -> Vec<String> {
     args
 }
 
-fn start_up(args: &[String]) -> Server {
+fn start_up(args: &[String]) -> ServerProcess {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(&refs)
+    start_server(&refs)
 }
 
 fn thousand_appends_verify_and_survive_restart(backend: Backend) {
@@ -489,7 +440,7 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         let mut args = vec!["serve", role];
         args.extend(common);
         args.extend(extra);
-        Server::start(&args)
+        start_server(&args)
     };
     let signer = with("signer", &["--key-file", &key.display().to_string()]);
     let tree = with("tree", &["--signer", &signer.url]);

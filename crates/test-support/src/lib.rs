@@ -3,9 +3,72 @@
 //! PostgreSQL is never mocked in the vault's tests: each test gets a schema
 //! of its own in the real database at `DATABASE_URL`, and a URL whose
 //! connections use only that schema. A test that cannot reach PostgreSQL
-//! fails, loudly; it does not skip. This crate is for tests only.
+//! fails, loudly; it does not skip. Servers run as real processes
+//! ([`ServerProcess`]), always killed and reaped. This crate is for tests
+//! only.
 
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A server process (`evault up`, `evault serve <role>`), killed (SIGKILL)
+/// and reaped when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// Where it said it listens: `http://host:port`.
+    pub url: String,
+    /// Kept open: a server whose output pipe closes would die writing.
+    _stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl ServerProcess {
+    /// Spawns `command` and waits for it to print the address it listens
+    /// on (the first `http://` on a line of its standard output).
+    pub fn start(mut command: Command) -> ServerProcess {
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        // Owned by the server from here on, so that it is killed and
+        // reaped whatever happens next.
+        let mut server = ServerProcess {
+            child,
+            url: String::new(),
+            _stdout: None,
+        };
+        let mut stdout = BufReader::new(server.child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        while server.url.is_empty() {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap_or(0) > 0,
+                "server exited before listening"
+            );
+            if let Some(at) = line.find("http://") {
+                server.url = line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        server._stdout = Some(stdout);
+        server
+    }
+
+    /// Kills the server (SIGKILL) and reaps it, now.
+    pub fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// The database tests use: `DATABASE_URL`, or the machine's local cluster.
 pub fn database_url() -> String {
