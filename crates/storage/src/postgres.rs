@@ -247,7 +247,8 @@ impl PostgresStore {
 
 /// `sql` prepared on `client`'s connection, once per connection: the
 /// statements of the hot paths (integration, lookups, proofs' reads) are
-/// then neither parsed nor planned again on each call.
+/// then not parsed again on each call. They are planned on each call all
+/// the same (custom plans, see [`PostgresStore::connect`]).
 async fn prepared(client: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement> {
     client.prepare_cached(sql).await.map_err(pg_error)
 }

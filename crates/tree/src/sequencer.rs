@@ -259,8 +259,8 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         // while this one's proofs are built: the log is released here,
         // with a copy of the edge it needs.
         let edge: Vec<(TileId, Vec<u8>)> = state
-            .tree
-            .partial_tiles()
+            .edge()
+            .into_iter()
             .map(|(tile, hashes)| (tile, hashes.to_vec()))
             .collect();
         drop(state);
