@@ -23,15 +23,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", entry?.path().display());
     }
 
-    let mut config = tonic_prost_build::Config::new();
-    // The path is handed to prost-build directly rather than through the
-    // PROTOC environment variable, which a build script could only set with
-    // `unsafe` code under Rust 2024.
-    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let config = || {
+        let mut config = tonic_prost_build::Config::new();
+        // The path is handed to prost-build directly rather than through the
+        // PROTOC environment variable, which a build script could only set
+        // with `unsafe` code under Rust 2024.
+        config.protoc_executable(&protoc);
+        config
+    };
     let protos: Vec<PathBuf> = PROTOS.iter().map(|p| package_dir.join(p)).collect();
+    // Messages and clients. A client keeps prost's codec: a response it
+    // cannot decode is the server's fault, which `INTERNAL` says.
     tonic_prost_build::configure()
         .build_client(true)
+        .build_server(false)
+        .compile_with_config(config(), &protos, std::slice::from_ref(&root))?;
+    // Servers, apart, with the vault's codec (`src/codec.rs`): a request
+    // that does not decode is the caller's mistake, `INVALID_ARGUMENT`.
+    // The messages are those generated above.
+    let servers = PathBuf::from(std::env::var("OUT_DIR")?).join("servers");
+    std::fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_client(false)
         .build_server(true)
-        .compile_with_config(config, &protos, &[root])?;
+        .extern_path(".evault.v1", "crate::v1")
+        .codec_path("crate::codec::RequestCodec")
+        .out_dir(servers)
+        .compile_with_config(config(), &protos, &[root])?;
     Ok(())
 }

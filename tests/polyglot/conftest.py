@@ -263,17 +263,22 @@ def four_roles(pg_schema, spawn, evault_bin, tmp_path) -> Vault:
          "--vkey-out", str(tmp_path / "verifier-key")],
         check=True, capture_output=True, timeout=60,
     )
-    token = "polyglot-token"
-    token_file = tmp_path / "token"
-    token_file.write_text(token + "\n")
+    # A local issuer stands in for the organisation's identity provider.
+    issuer = tmp_path / "issuer"
+    token = subprocess.run(
+        [str(evault_bin), "token", "--data-dir", str(issuer), "--sub", "polyglot",
+         "--scope", "evault.append evault.read"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    identity = ("--jwks-file", str(issuer / "jwks.json"), "--jwt-issuer", "evault-local",
+                "--jwt-audience", "evault")
     common = ("--database-url", pg_schema, "--origin", origin, "--listen", "127.0.0.1:0",
               "--data-dir", str(tmp_path / "data"))
     signer = spawn("signer", "serve", "signer", *common, "--key-file", str(key))
     tree = spawn("tree", "serve", "tree", *common, "--signer", signer.url)
-    ingest = spawn("ingest", "serve", "ingest", *common, "--tree", tree.url,
-                   "--token-file", str(token_file))
+    ingest = spawn("ingest", "serve", "ingest", *common, "--tree", tree.url, *identity)
     gateway = spawn("gateway", "serve", "gateway", *common, "--ingest", ingest.url,
-                    "--tree", tree.url)
+                    "--tree", tree.url, *identity)
     return Vault(gateway.target, token, origin,
                  {"signer": signer, "tree": tree, "ingest": ingest, "gateway": gateway})
 

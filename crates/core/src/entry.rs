@@ -138,6 +138,21 @@ impl EvidenceEntry {
         Ok(out)
     }
 
+    /// The key that makes a retried append the same entry: the hash of
+    /// the canonical encoding without the time received, so the same
+    /// principal sending the same statement again gets the first entry's
+    /// receipt. Tree computes it from the entry itself rather than trusting
+    /// whoever sent it.
+    pub fn dedup_key(&self) -> Result<[u8; 32], EntryError> {
+        let timeless = EvidenceEntry {
+            received_ms: 0,
+            ..self.clone()
+        };
+        let mut keyed = b"evault dedup v1\n".to_vec();
+        keyed.extend_from_slice(&timeless.encode()?);
+        Ok(crate::hash::sha256(&keyed))
+    }
+
     /// Decodes a canonical entry; anything else is rejected.
     pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
         if bytes.len() > MAX_ENTRY_SIZE {

@@ -4,7 +4,8 @@
 //! RFC 9162 tree hashing, inclusion and consistency proofs (built from C2SP
 //! tiles and verified), the C2SP tlog-tiles layout, signed notes and
 //! checkpoints (Ed25519), entry bundles, tlog-proof receipts, the
-//! evidence-entry codec, and a streaming audit of a whole published log.
+//! evidence-entry codec, a streaming audit of a whole published log, and
+//! the rule for characters that may not be shown to people ([`text`]).
 //!
 //! This crate does no I/O and has no async: it never opens a file, a socket
 //! or a database. Callers hand it bytes, or implement [`TileReader`] or
@@ -20,6 +21,7 @@ pub mod integrate;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod text;
 pub mod tile;
 
 pub use audit::{AuditError, AuditReport, LogSource, audit};

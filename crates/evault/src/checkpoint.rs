@@ -145,7 +145,9 @@ pub(crate) fn consistency(args: ConsistencyArgs) -> Outcome {
     } else {
         println!(
             "consistent: {} at size {} extends size {}",
-            new.origin, new.size, old.size
+            evault_core::text::escape(&new.origin),
+            new.size,
+            old.size
         );
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::tree_service_client::TreeServiceClient;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::outcome::{Failure, usage};
 
@@ -21,15 +21,27 @@ pub(crate) struct ServerArgs {
     /// The vault's gateway.
     #[arg(long, env = "EVAULT_SERVER", default_value = "http://127.0.0.1:7400")]
     pub(crate) server: String,
+    /// The CA to trust for an https:// --server (PEM, e.g. the ca.pem of
+    /// `evault dev-certs`, or the system's bundle of public CAs).
+    #[arg(long, env = "EVAULT_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 impl ServerArgs {
     async fn channel(&self) -> Result<Channel, Failure> {
+        let tls = match &self.tls_ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| usage(format!("--tls-ca {}: {e}", path.display())))?;
+                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            }
+            None => None,
+        };
         // The vault's own transport settings: TCP_NODELAY, and HTTP/2
         // keep-alive, so a vault that vanishes without closing the
         // connection is noticed within half a minute instead of never.
-        evault_proto::transport::endpoint(&self.server)
-            .map_err(|e| usage(format!("--server {}: {e}", self.server)))?
+        evault_proto::tls::endpoint(&self.server, tls.as_ref())
+            .map_err(|e| usage(format!("--server {e}")))?
             .connect()
             .await
             .map_err(|e| usage(format!("--server {}: cannot connect: {e}", self.server)))

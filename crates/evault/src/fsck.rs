@@ -72,7 +72,7 @@ pub(crate) fn run(args: FsckArgs) -> Outcome {
     };
     let cp = &report.checkpoint;
     println!("log verified: {}", args.log);
-    println!("  origin     {}", cp.origin);
+    println!("  origin     {}", evault_core::text::escape(&cp.origin));
     println!("  tree size  {}", cp.size);
     println!("  root       {}", cp.root.to_base64());
     println!(

@@ -7,7 +7,8 @@
 //!   loop) and proofs served, beside a raw PostgreSQL `COPY` baseline.
 //! - Offline, no server needed: `verify` checks a receipt, `fsck` audits a
 //!   whole published log, `proof --log` builds a receipt from one, `keygen`
-//!   creates a log signing key.
+//!   creates a log signing key, `dev-certs` a CA and certificates for
+//!   mutual TLS between roles on one machine.
 //!
 //! The binary parses flags, wires the library crates together and reports;
 //! the logic lives in those crates.
@@ -21,8 +22,11 @@ mod append;
 mod bench;
 mod checkpoint;
 mod client;
+mod connections;
+mod dev_certs;
 mod digest;
 mod fsck;
+mod identity;
 mod json;
 mod keygen;
 mod keys;
@@ -30,6 +34,7 @@ mod outcome;
 mod proof;
 mod serve;
 mod source;
+mod tls;
 mod up;
 mod vault;
 mod verify;
@@ -64,6 +69,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     Fsck(fsck::FsckArgs),
     Keygen(keygen::KeygenArgs),
+    DevCerts(dev_certs::DevCertsArgs),
+    Token(identity::TokenArgs),
 }
 
 /// Server logs on standard error, filtered by `RUST_LOG` (default `info`).
@@ -90,6 +97,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::DevCerts(args) => dev_certs::run(args),
+        Command::Token(args) => identity::token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

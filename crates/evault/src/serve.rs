@@ -6,13 +6,16 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use evault_gateway::{IngestProxy, TileApi, TreeProxy};
-use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc, RemoteTree};
+use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RemoteTree};
 use evault_proto::v1::ingest_service_server::IngestServiceServer;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
 use evault_signer::{CheckpointSigner, KeyFile};
 use evault_tree::{LogReader, RemoteSigner, Sequencer, TreeGrpc};
 
+use crate::connections::ConnectionArgs;
+use crate::identity::AuthArgs;
 use crate::outcome::{Failure, Outcome, usage};
+use crate::tls::{InternalTlsArgs, TlsArgs};
 use crate::vault::{StorageArgs, bind, shutdown_signal, with_store};
 
 /// Run one role of the vault.
@@ -50,6 +53,10 @@ struct SignerArgs {
     /// The signing key (PKCS#8 PEM, from `evault keygen`).
     #[arg(long, env = "EVAULT_KEY_FILE")]
     key_file: PathBuf,
+    #[command(flatten)]
+    tls: InternalTlsArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -62,9 +69,13 @@ struct TreeArgs {
     /// The log's origin.
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: String,
-    /// The signer, e.g. `http://127.0.0.1:7403`.
+    /// The signer, e.g. `http://127.0.0.1:7403` (`https://` under TLS).
     #[arg(long, env = "EVAULT_SIGNER")]
     signer: String,
+    #[command(flatten)]
+    tls: InternalTlsArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -77,13 +88,16 @@ struct IngestArgs {
     /// The log's origin.
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: String,
-    /// A tree, e.g. `http://127.0.0.1:7402`; repeat for a standby (the one
-    /// sequencing answers, the others refuse).
+    /// A tree, e.g. `http://127.0.0.1:7402` (`https://` under TLS); repeat
+    /// for a standby (the one sequencing answers, the others refuse).
     #[arg(long, env = "EVAULT_TREE", value_delimiter = ',', required = true)]
     tree: Vec<String>,
-    /// The development bearer token file writers must present.
-    #[arg(long, env = "EVAULT_TOKEN_FILE")]
-    token_file: PathBuf,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    tls: InternalTlsArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -96,20 +110,29 @@ struct GatewayArgs {
     /// The log's origin.
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: String,
-    /// The ingest, e.g. `http://127.0.0.1:7401`.
+    /// The ingest, e.g. `http://127.0.0.1:7401` (`https://` with --tls-ca).
     #[arg(long, env = "EVAULT_INGEST")]
     ingest: String,
-    /// A tree, e.g. `http://127.0.0.1:7402`; repeat for a standby.
+    /// A tree, e.g. `http://127.0.0.1:7402` (`https://` with --tls-ca);
+    /// repeat for a standby.
     #[arg(long, env = "EVAULT_TREE", value_delimiter = ',', required = true)]
     tree: Vec<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
+    /// TLS on the public listener asks for no client certificate; the CA,
+    /// when given, is for the calls to ingest and tree.
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 /// Says where a role listens: on standard output, for whoever started it.
-fn announce(role: &str, listener: &tokio::net::TcpListener) -> Result<(), Failure> {
+fn announce(role: &str, listener: &tokio::net::TcpListener, scheme: &str) -> Result<(), Failure> {
     let addr = listener
         .local_addr()
         .map_err(|e| usage(format!("--listen: {e}")))?;
-    println!("evault serve {role}: listening on http://{addr}");
+    println!("evault serve {role}: listening on {scheme}://{addr}");
     Ok(())
 }
 
@@ -124,38 +147,52 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
         match args.role {
             Role::Signer(a) => {
                 let key = KeyFile::load(&a.key_file, &a.origin).map_err(usage)?;
+                let tls = a.tls.internal("signer", evault_signer::CALLERS)?;
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
-                announce("signer", &listener)?;
+                announce("signer", &listener, tls.scheme())?;
                 with_store!(storage, store => {
                     let signer = CheckpointSigner::new(&a.origin, vec![key], store).map_err(usage)?;
-                    evault_signer::serve(listener, signer, shutdown_signal()).await.map_err(served_error("signer"))
+                    evault_signer::serve(a.connections.incoming(listener), signer, tls.server, shutdown_signal()).await.map_err(served_error("signer"))
                 })
             }
             Role::Tree(a) => serve_tree(a).await,
             Role::Ingest(a) => {
-                let auth = DevToken::from_file(&a.token_file, "dev")
-                    .map_err(|e| usage(format!("--token-file {}: {e}", a.token_file.display())))?;
-                let tree = Arc::new(RemoteTree::new(&a.tree, &a.origin).map_err(usage)?);
+                let auth = a.auth.layer().await?;
+                let rate = a.auth.rate_limit()?;
+                let tls = a.tls.internal("ingest", evault_ingest::CALLERS)?;
+                let tree = Arc::new(
+                    RemoteTree::new(&a.tree, &a.origin, tls.client.as_ref()).map_err(usage)?,
+                );
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
-                announce("ingest", &listener)?;
+                announce("ingest", &listener, tls.scheme())?;
                 with_store!(storage, store => {
-                    let ingest = IngestGrpc::new(auth, store, Batcher::start(tree, BatchConfig::default()));
-                    evault_ingest::serve(listener, ingest, shutdown_signal()).await.map_err(served_error("ingest"))
+                    let mut ingest = IngestGrpc::new(auth, store, Batcher::start(tree, BatchConfig::default()));
+                    if let Some(rate) = rate {
+                        ingest = ingest.with_rate_limit(rate);
+                    }
+                    evault_ingest::serve(a.connections.incoming(listener), ingest, tls.server, shutdown_signal()).await.map_err(served_error("ingest"))
                 })
             }
             Role::Gateway(a) => {
-                let ingest = IngestProxy::new(&a.ingest).map_err(usage)?;
-                let tree = TreeProxy::new(&a.tree).map_err(usage)?;
+                let tls = a.tls.public()?;
+                let ingest = IngestProxy::new(&a.ingest, tls.client.as_ref()).map_err(usage)?;
+                let tree = TreeProxy::new(&a.tree, tls.client.as_ref()).map_err(usage)?;
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
-                announce("gateway", &listener)?;
-                let grpc = tonic::service::Routes::new(IngestServiceServer::new(ingest))
-                    .add_service(TreeServiceServer::new(tree));
+                announce("gateway", &listener, tls.scheme())?;
+                // The gateway refuses callers from their headers, before
+                // forwarding a byte; ingest checks the same token again.
+                let auth = a.auth.layer().await?;
+                let grpc = crate::identity::guarded(
+                    tonic::service::Routes::new(IngestServiceServer::new(ingest))
+                        .add_service(TreeServiceServer::new(tree)),
+                    &auth,
+                );
                 with_store!(storage, store => {
-                    let tiles = TileApi::new(&a.origin, store).routes();
-                    evault_gateway::serve(listener, grpc, tiles, shutdown_signal())
+                    let tiles = TileApi::new(&a.origin, store).routes().layer(auth);
+                    evault_gateway::serve(a.connections.incoming(listener), grpc, tiles, tls.server, shutdown_signal())
                         .await
                         .map_err(|e| usage(format!("serving gateway: {e}")))
                 })
@@ -169,13 +206,14 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
 /// stands by until the first is gone); with the embedded store, the data
 /// directory's lock already makes it the only one.
 async fn serve_tree(a: TreeArgs) -> Outcome {
-    let publisher = RemoteSigner::new(&a.signer).map_err(usage)?;
+    let tls = a.tls.internal("tree", evault_tree::CALLERS)?;
+    let publisher = RemoteSigner::new(&a.signer, tls.client.as_ref()).map_err(usage)?;
     let storage = a.storage.open().await?;
     let listener = bind(&a.listen).await?;
     with_store!(storage, store => {
         let tree = TreeGrpc::standby(&a.origin, LogReader::new(&a.origin, store.clone()));
-        announce("tree", &listener)?;
-        let mut server = tokio::spawn(evault_tree::serve(listener, tree.clone(), shutdown_signal()));
+        announce("tree", &listener, tls.scheme())?;
+        let mut server = tokio::spawn(evault_tree::serve(a.connections.incoming(listener), tree.clone(), tls.server, shutdown_signal()));
         let mut leadership = match &a.storage.database_url {
             Some(url) => Some(lead(url, &a.origin, &mut server).await?),
             None => None,

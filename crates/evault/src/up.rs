@@ -2,6 +2,8 @@
 
 use clap::Args;
 
+use crate::connections::ConnectionArgs;
+use crate::identity::AuthArgs;
 use crate::outcome::{Outcome, usage};
 use crate::vault::{DataDir, StorageArgs, bind, run_all, shutdown_signal, with_store};
 
@@ -9,9 +11,11 @@ use crate::vault::{DataDir, StorageArgs, bind, run_all, shutdown_signal, with_st
 ///
 /// State lives in the embedded store in --data-dir, or in PostgreSQL with
 /// --database-url. The first start creates the log's signing key and
-/// writes DATA_DIR/verifier-key (give it to whoever verifies receipts) and
-/// DATA_DIR/dev-token (the bearer token `evault append` uses). A restart
-/// continues the same log.
+/// writes DATA_DIR/verifier-key (give it to whoever verifies receipts).
+/// Without --jwks-file or --jwks-url, it runs a local token issuer: its key
+/// in DATA_DIR/issuer-key, the public DATA_DIR/jwks.json, and, minted at
+/// every start, DATA_DIR/dev-token (a JWT for `dev` with every scope, which
+/// `evault append` uses). A restart continues the same log.
 #[derive(Args, Debug)]
 pub(crate) struct UpArgs {
     #[command(flatten)]
@@ -23,6 +27,10 @@ pub(crate) struct UpArgs {
     /// only; a restart keeps the log's origin).
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 pub(crate) fn run(args: UpArgs) -> Outcome {
@@ -36,13 +44,17 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
         };
         let origin = data.origin_for(args.origin.as_deref())?;
         let key = data.signing_key(&origin)?;
-        let token = data.dev_token()?;
+        let local = args.auth.layer_or_local(&data.dir).await?;
+        let rate = args.auth.rate_limit()?;
         let storage = args.storage.open().await?;
         let listener = bind(&args.listen).await?;
         let addr = listener.local_addr().map_err(|e| usage(format!("--listen: {e}")))?;
         println!("evault up: serving {origin} on http://{addr}");
         println!("  verifier key  {}", data.verifier_key().display());
-        println!("  dev token     {}", data.dev_token_file().display());
+        match &local.dev_token {
+            Some(token) => println!("  dev token     {}", token.display()),
+            None => println!("  tokens        from the identity provider's JWKS"),
+        }
         println!(
             "  storage       {}",
             if args.storage.database_url.is_some() {
@@ -51,6 +63,6 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
                 format!("embedded, in {}", data.dir.display())
             }
         );
-        with_store!(storage, store => run_all(store, &origin, key, &token, listener, shutdown_signal()).await)
+        with_store!(storage, store => run_all(store, &origin, key, local.layer, rate, args.connections.incoming(listener), shutdown_signal()).await)
     })
 }

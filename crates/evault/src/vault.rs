@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
+use evault_auth::AuthLayer;
 use evault_core::SigningKey;
 use evault_gateway::TileApi;
-use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc};
+use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RateLimit};
+use evault_proto::guard::GuardedIncoming;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
 use evault_signer::{CheckpointSigner, KeyFile, KeyFileError};
 use evault_storage::embedded::EmbeddedStore;
@@ -84,9 +86,6 @@ impl DataDir {
     pub(crate) fn verifier_key(&self) -> PathBuf {
         self.dir.join("verifier-key")
     }
-    pub(crate) fn dev_token_file(&self) -> PathBuf {
-        self.dir.join("dev-token")
-    }
     fn origin(&self) -> PathBuf {
         self.dir.join("origin")
     }
@@ -139,36 +138,13 @@ impl DataDir {
         )?;
         Ok(key)
     }
-
-    /// The development token, created on first start.
-    pub(crate) fn dev_token(&self) -> Result<String, Failure> {
-        let path = self.dev_token_file();
-        match std::fs::read_to_string(&path) {
-            Ok(token) => Ok(token.trim().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let token = random_token()?;
-                write_file(&path, &format!("{token}\n"), false)?;
-                Ok(token)
-            }
-            Err(e) => Err(usage(format!("{}: {e}", path.display()))),
-        }
-    }
 }
 
 /// The origin of a log started without one.
 pub(crate) const DEFAULT_ORIGIN: &str = "vault.localhost/evidence";
 
-fn random_token() -> Result<String, Failure> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| usage("no secure random source"))?;
-    Ok(evault_core::hash::hex(&bytes))
-}
-
 /// Writes `text` to `path`, readable by others only when `public`.
-fn write_file(path: &Path, text: &str, public: bool) -> Result<(), Failure> {
+pub(crate) fn write_file(path: &Path, text: &str, public: bool) -> Result<(), Failure> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -182,13 +158,14 @@ fn write_file(path: &Path, text: &str, public: bool) -> Result<(), Failure> {
         .map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
-/// Every role in this process, serving on `listener` until `shutdown`.
+/// Every role in this process, serving `incoming` until `shutdown`.
 pub(crate) async fn run_all<S>(
     store: S,
     origin: &str,
     key: SigningKey,
-    token: &str,
-    listener: TcpListener,
+    auth: AuthLayer,
+    rate: Option<RateLimit>,
+    incoming: GuardedIncoming,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Failure>
 where
@@ -201,12 +178,20 @@ where
             .map_err(|e| usage(format!("opening the log: {e}")))?,
     );
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
-    let ingest = IngestGrpc::new(DevToken::new(token, "dev"), store.clone(), batcher);
+    let mut ingest = IngestGrpc::new(auth.clone(), store.clone(), batcher);
+    if let Some(rate) = rate {
+        ingest = ingest.with_rate_limit(rate);
+    }
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(origin, store.clone()));
-    let grpc = tonic::service::Routes::new(ingest.into_service())
-        .add_service(TreeServiceServer::new(tree));
-    let tiles = TileApi::new(origin, store).routes();
-    evault_gateway::serve(listener, grpc, tiles, shutdown)
+    // Appends need a token with evault.append; reads one with evault.read
+    // unless reads are public.
+    let grpc = crate::identity::guarded(
+        tonic::service::Routes::new(ingest.into_service())
+            .add_service(TreeServiceServer::new(tree)),
+        &auth,
+    );
+    let tiles = TileApi::new(origin, store).routes().layer(auth);
+    evault_gateway::serve(incoming, grpc, tiles, None, shutdown)
         .await
         .map_err(|e| usage(format!("serving: {e}")))
 }

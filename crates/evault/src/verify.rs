@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use evault_core::hash::hex;
+use evault_core::text::escape;
 use evault_core::{EvidenceEntry, Receipt};
 
 use crate::keys::TrustedKeys;
@@ -65,9 +66,12 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
         }
     }
 
+    // Whatever the log holds is shown escaped (`evault_core::text`): a
+    // name cannot pass for another by overriding its direction or hiding
+    // characters, nor rewrite the terminal.
     let cp = &verified.checkpoint;
     println!("receipt verified: {name}");
-    println!("  origin     {}", cp.origin);
+    println!("  origin     {}", escape(&cp.origin));
     println!("  tree size  {}", cp.size);
     println!("  root       {}", cp.root.to_base64());
     println!("  index      {}", verified.index);
@@ -78,15 +82,15 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
                 "  evidence   sha256:{} ({} bytes, {})",
                 hex(&e.digest),
                 e.size,
-                e.media_type
+                escape(&e.media_type)
             );
             if let Some(n) = &e.name {
-                println!("  name       {n}");
+                println!("  name       {}", escape(n));
             }
             for (k, v) in &e.labels {
-                println!("  label      {k}={v}");
+                println!("  label      {}={}", escape(k), escape(v));
             }
-            println!("  principal  {}", e.principal);
+            println!("  principal  {}", escape(&e.principal));
             println!("  received   {}", format_utc_ms(e.received_ms));
         }
         Err(_) => {

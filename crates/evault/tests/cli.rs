@@ -493,6 +493,47 @@ fn verify_checks_the_evidence_file() {
     expect_failure(&out, 1, "not an evidence entry");
 }
 
+/// Ingest refuses such text now, but a log may hold it (written before,
+/// or by another implementation): verify shows it escaped, so a name
+/// cannot pass for another or rewrite the terminal.
+#[test]
+fn verify_shows_text_that_could_rewrite_the_screen_escaped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let entry = EvidenceEntry {
+        digest: evault_core::hash::sha256(b"x"),
+        size: 1,
+        received_ms: 0,
+        media_type: "text/plain".into(),
+        name: Some("invoice\u{202e}fdp.exe".into()),
+        principal: "mallory\u{200b}".into(),
+        labels: [("case\u{2028}".to_string(), "\u{2066}42\\".to_string())].into(),
+    }
+    .encode()
+    .expect("the entry codec takes what ingest refuses");
+    let (key, _) = SigningKey::generate("vault.example/evidence").expect("key");
+    let log = tmp.path().join("log");
+    write_log(&log, std::slice::from_ref(&entry), &key);
+    let receipt = tmp.path().join("invoice.tlog-proof");
+    std::fs::write(&receipt, receipt_from_dir(&log, 0, &entry).to_bytes()).expect("write");
+
+    let vkey = key.verifier_key().to_string();
+    let out = evault(&["verify", "--vkey", &vkey, receipt.to_str().expect("p")]);
+    let text = expect_valid(&out);
+    for shown in [
+        "  name       invoice\\u{202e}fdp.exe\n",
+        "  label      case\\u{2028}=\\u{2066}42\\\\\n",
+        "  principal  mallory\\u{200b}\n",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not in {text:?}");
+    }
+    let one_line = text.replace('\n', " ");
+    assert_eq!(
+        evault_core::text::find_forbidden(&one_line),
+        None,
+        "{text:?}"
+    );
+}
+
 #[test]
 fn keygen_writes_a_key_whose_printed_verifier_key_checks_its_signatures() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -11,19 +11,7 @@ use evault_core::{Receipt, VerifierKey, open_checkpoint, parse_verifier_keys};
 use evault_test_support::ServerProcess;
 
 fn evault() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_evault"));
-    for var in [
-        "EVAULT_SERVER",
-        "EVAULT_TOKEN",
-        "EVAULT_TOKEN_FILE",
-        "EVAULT_DATABASE_URL",
-        "EVAULT_DATA_DIR",
-        "EVAULT_ORIGIN",
-    ] {
-        command.env_remove(var);
-    }
-    command.env("RUST_LOG", "warn");
-    command
+    evault_test_support::command(env!("CARGO_BIN_EXE_evault"))
 }
 
 fn run(args: &[&str]) -> Output {
@@ -31,14 +19,7 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    evault_test_support::succeeded(out)
 }
 
 /// Starts `evault <args>` and waits for it to say where it listens.
@@ -376,8 +357,29 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         "--vkey-out",
         &vkey.display().to_string(),
     ]));
+    // A local issuer stands in for the organisation's identity provider:
+    // ingest and gateway verify its tokens through its JWKS file.
+    let issuer = tmp.path().join("issuer");
+    let minted = ok(&run(&[
+        "token",
+        "--data-dir",
+        &issuer.display().to_string(),
+        "--sub",
+        "four-roles",
+        "--scope",
+        "evault.append",
+    ]));
     let token = tmp.path().join("token");
-    std::fs::write(&token, "four-roles-token\n").expect("token");
+    std::fs::write(&token, minted).expect("token");
+    let jwks = issuer.join("jwks.json").display().to_string();
+    let identity = [
+        "--jwks-file",
+        jwks.as_str(),
+        "--jwt-issuer",
+        "evault-local",
+        "--jwt-audience",
+        "evault",
+    ];
     let common = [
         "--database-url",
         db.as_str(),
@@ -397,16 +399,11 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
     // A second tree on the same database stands by.
     let standby = with("tree", &["--signer", &signer.url]);
     let trees = format!("{},{}", tree.url, standby.url);
-    let ingest = with(
-        "ingest",
-        &[
-            "--tree",
-            &trees,
-            "--token-file",
-            &token.display().to_string(),
-        ],
+    let ingest = with("ingest", &[&["--tree", &trees][..], &identity].concat());
+    let gateway = with(
+        "gateway",
+        &[&["--ingest", &ingest.url, "--tree", &trees][..], &identity].concat(),
     );
-    let gateway = with("gateway", &["--ingest", &ingest.url, "--tree", &trees]);
 
     let receipts = tmp.path().join("receipts");
     let files = write_files(&tmp.path().join("files"), 0, 300);

@@ -16,7 +16,9 @@ mod tiles;
 
 use std::future::Future;
 
-use tokio::net::TcpListener;
+use evault_proto::guard::GuardedIncoming;
+use evault_proto::inflight::RequestBytesLimit;
+use evault_proto::tls::ServerTls;
 use tonic_health::ServingStatus;
 
 pub use proxy::{IngestProxy, TreeProxy};
@@ -26,13 +28,20 @@ pub use tiles::TileApi;
 const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"];
 
 /// Serves `grpc` (the public services), gRPC health and the HTTP routes
-/// `http` on `listener`, until `shutdown` completes: HTTP/1.1 and HTTP/2 on
+/// `http` on `incoming`, until `shutdown` completes: HTTP/1.1 and HTTP/2 on
 /// one port, with the vault's transport settings (`TCP_NODELAY`, windows
-/// sized to h2's data-frame budget) like every other role.
+/// sized to h2's data-frame budget) like every other role. Over TLS with
+/// `tls`, which for the public is
+/// [`RoleTls::public_server`](evault_proto::tls::RoleTls::public_server):
+/// no client certificate asked for. The request bytes it holds stay within
+/// the [`RequestBytesLimit`] of `incoming`'s limits.
+/// `incoming` is a listener's connections within their limits
+/// ([`evault_proto::transport::incoming`]).
 pub async fn serve(
-    listener: TcpListener,
+    incoming: GuardedIncoming,
     grpc: tonic::service::Routes,
     http: axum::Router,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -44,10 +53,36 @@ pub async fn serve(
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
-    let router = grpc.add_service(health).into_axum_router().merge(http);
-    evault_proto::transport::server()
-        .accept_http1(true)
-        .add_routes(tonic::service::Routes::from(router))
-        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
-        .await
+    let router = grpc
+        .add_service(health)
+        .into_axum_router()
+        .merge(http)
+        .fallback(unrouted);
+    evault_proto::tls::secure(
+        evault_proto::transport::server()
+            .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes)),
+        tls.as_ref(),
+    )?
+    .accept_http1(true)
+    .add_routes(tonic::service::Routes::from(router))
+    .serve_with_incoming_shutdown(incoming, shutdown)
+    .await
+}
+
+/// The answer to a request no route takes. A gRPC call to a service not
+/// served here is `UNIMPLEMENTED`, as gRPC clients expect; anything else
+/// is HTTP's 404. tonic would answer both with its gRPC `UNIMPLEMENTED`,
+/// a 200 with an empty body that an HTTP cache in front would keep.
+async fn unrouted(request: axum::extract::Request) -> axum::response::Response {
+    let grpc = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/grpc"));
+    if grpc {
+        tonic::Status::unimplemented("").into_http()
+    } else {
+        use axum::response::IntoResponse as _;
+        (axum::http::StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
 }

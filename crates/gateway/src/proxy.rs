@@ -19,15 +19,15 @@ use evault_proto::v1::{
 };
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Largest message forwarded: a full page of entries.
 const MAX_MESSAGE: usize = 64 << 20;
 
-fn channel(endpoint: &str, role: &str) -> Result<Channel, String> {
-    Ok(evault_proto::transport::endpoint(endpoint)
-        .map_err(|e| format!("{role} address {endpoint:?}: {e}"))?
+fn channel(endpoint: &str, role: &str, tls: Option<&ClientTlsConfig>) -> Result<Channel, String> {
+    Ok(evault_proto::tls::endpoint(endpoint, tls)
+        .map_err(|e| format!("{role} address {e}"))?
         .connect_lazy())
 }
 
@@ -47,10 +47,11 @@ pub struct IngestProxy {
 }
 
 impl IngestProxy {
-    /// Forwards to the ingest at `endpoint`, connected lazily.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
+    /// Forwards to the ingest at `endpoint`, connected lazily: an
+    /// `https://` address under mutual TLS with `tls`, `http://` without.
+    pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
         Ok(IngestProxy {
-            client: IngestServiceClient::new(channel(endpoint, "ingest")?)
+            client: IngestServiceClient::new(channel(endpoint, "ingest", tls)?)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         })
@@ -107,14 +108,14 @@ pub struct TreeProxy {
 
 impl TreeProxy {
     /// Forwards to the trees at `endpoints`, connected lazily.
-    pub fn new(endpoints: &[String]) -> Result<Self, String> {
+    pub fn new(endpoints: &[String], tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
         if endpoints.is_empty() {
             return Err("no tree address".into());
         }
         let clients = endpoints
             .iter()
             .map(|e| {
-                Ok(TreeServiceClient::new(channel(e, "tree")?)
+                Ok(TreeServiceClient::new(channel(e, "tree", tls)?)
                     .max_decoding_message_size(MAX_MESSAGE))
             })
             .collect::<Result<_, String>>()?;

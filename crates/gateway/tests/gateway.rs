@@ -5,12 +5,15 @@
 //! of the log over HTTP passes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use evault_auth::{AuthLayer, JwtVerifier, LocalIssuer, Policy, Scope};
 use evault_core::hash::sha256;
 use evault_core::tile::{BundleId, TileId, full_tile_root};
 use evault_core::{Hash, LogSource, Receipt, SigningKey, VerifierKey, audit};
 use evault_gateway::{IngestProxy, TileApi, TreeProxy, serve};
-use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc};
+use evault_ingest::{BatchConfig, Batcher, IngestGrpc};
+use evault_proto::guard::{ConnectionLimits, GuardedIncoming};
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::ingest_service_server::IngestServiceServer;
 use evault_proto::v1::tree_service_client::TreeServiceClient;
@@ -24,7 +27,30 @@ use evault_tree::{LogReader, Sequencer, TreeGrpc};
 use tonic::Request;
 
 const ORIGIN: &str = "vault.example/gateway-test";
-const TOKEN: &str = "gateway-test-token";
+/// One local issuer for the whole test binary, and its token for `dev`
+/// with every scope: verified like any identity provider's.
+fn issuer() -> &'static (tempfile::TempDir, String) {
+    static ISSUER: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    ISSUER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer = LocalIssuer::open_or_create(dir.path()).expect("issuer");
+        let token = issuer
+            .mint(
+                "dev",
+                &[Scope::Append, Scope::Read, Scope::Admin],
+                Duration::from_secs(3600),
+            )
+            .expect("token");
+        (dir, token)
+    })
+}
+
+async fn auth() -> AuthLayer {
+    let verifier = JwtVerifier::start(LocalIssuer::config(issuer().0.path()))
+        .await
+        .expect("verifier");
+    AuthLayer::new(verifier, Policy::new(true))
+}
 
 struct Vault {
     _dir: tempfile::TempDir,
@@ -38,6 +64,11 @@ async fn listener() -> (tokio::net::TcpListener, String) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     (listener, format!("http://{addr}"))
+}
+
+/// The connections of `listener`, within the default limits.
+fn incoming(listener: tokio::net::TcpListener) -> GuardedIncoming {
+    evault_proto::transport::incoming(listener, ConnectionLimits::default())
 }
 
 /// Starts the roles; with `separate`, tree and ingest get their own ports
@@ -54,33 +85,41 @@ async fn start(separate: bool) -> Vault {
             .expect("tree"),
     );
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
-    let ingest = IngestGrpc::new(DevToken::new(TOKEN, "dev"), store.clone(), batcher);
+    let ingest = IngestGrpc::new(auth().await, store.clone(), batcher);
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(ORIGIN, store.clone()));
     let grpc = if separate {
         let (tree_listener, tree_url) = listener().await;
         tokio::spawn(evault_tree::serve(
-            tree_listener,
+            incoming(tree_listener),
             tree,
+            None,
             std::future::pending(),
         ));
         let (ingest_listener, ingest_url) = listener().await;
         tokio::spawn(evault_ingest::serve(
-            ingest_listener,
+            incoming(ingest_listener),
             ingest,
+            None,
             std::future::pending(),
         ));
         tonic::service::Routes::new(IngestServiceServer::new(
-            IngestProxy::new(&ingest_url).expect("proxy"),
+            IngestProxy::new(&ingest_url, None).expect("proxy"),
         ))
         .add_service(TreeServiceServer::new(
-            TreeProxy::new(&[tree_url]).expect("proxy"),
+            TreeProxy::new(&[tree_url], None).expect("proxy"),
         ))
     } else {
         tonic::service::Routes::new(ingest.into_service()).add_service(TreeServiceServer::new(tree))
     };
     let (gateway_listener, base) = listener().await;
     let tiles = TileApi::new(ORIGIN, store).routes();
-    tokio::spawn(serve(gateway_listener, grpc, tiles, std::future::pending()));
+    tokio::spawn(serve(
+        incoming(gateway_listener),
+        grpc,
+        tiles,
+        None,
+        std::future::pending(),
+    ));
     Vault {
         _dir: dir,
         keys,
@@ -104,7 +143,7 @@ fn authed<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
         "authorization",
-        format!("Bearer {TOKEN}").parse().expect("header"),
+        format!("Bearer {}", issuer().1).parse().expect("header"),
     );
     request
 }
@@ -298,4 +337,40 @@ async fn gateway_reports_health() {
             tonic_health::pb::health_check_response::ServingStatus::Serving as i32
         );
     }
+}
+
+/// An HTTP request for a path no route serves is HTTP's 404, not gRPC's
+/// empty 200 that a cache would keep; a gRPC call to a service not served
+/// stays `UNIMPLEMENTED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_404_and_unknown_services_unimplemented() {
+    let vault = start(false).await;
+    let base = vault.base.clone();
+    tokio::task::spawn_blocking(move || {
+        let http = Http(base);
+        for path in ["", "nope", "evault.v1.Nope/Get", "tile", "checkpoint/x"] {
+            let error = http.get(path).expect_err(path);
+            assert!(error.contains("404"), "/{path}: {error}");
+        }
+        http.get("checkpoint").expect("a known route still answers");
+    })
+    .await
+    .expect("http checks");
+
+    let channel = tonic::transport::Channel::from_shared(vault.base.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let status = grpc
+        .unary(
+            Request::new(GetCheckpointRequest {}),
+            tonic::codegen::http::uri::PathAndQuery::from_static("/evault.v1.Nope/Get"),
+            tonic_prost::ProstCodec::<GetCheckpointRequest, GetCheckpointRequest>::default(),
+        )
+        .await
+        .expect_err("no such service");
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
 }

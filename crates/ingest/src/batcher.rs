@@ -17,7 +17,7 @@ use evault_storage::LogStore;
 use evault_tree::{NewEntry, Publisher, Sequenced, SequencedBatch, Sequencer, sequence_status};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 /// Whoever sequences batches: the tree in this process or a remote one.
 pub trait SequenceBatch: Send + Sync + 'static {
@@ -51,16 +51,22 @@ pub struct RemoteTree {
 }
 
 impl RemoteTree {
-    /// The trees at `endpoints` sequencing `origin`, connected lazily.
-    pub fn new(endpoints: &[String], origin: &str) -> Result<Self, String> {
+    /// The trees at `endpoints` sequencing `origin`, connected lazily:
+    /// `https://` addresses under mutual TLS with `tls`, `http://` ones
+    /// without.
+    pub fn new(
+        endpoints: &[String],
+        origin: &str,
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<Self, String> {
         if endpoints.is_empty() {
             return Err("no tree address".into());
         }
         let clients = endpoints
             .iter()
             .map(|endpoint| {
-                let channel = evault_proto::transport::endpoint(endpoint)
-                    .map_err(|e| format!("tree address {endpoint:?}: {e}"))?
+                let channel = evault_proto::tls::endpoint(endpoint, tls)
+                    .map_err(|e| format!("tree address {e}"))?
                     .connect_lazy();
                 Ok(SequencerServiceClient::new(channel)
                     .max_decoding_message_size(64 << 20)

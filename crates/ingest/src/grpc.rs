@@ -6,6 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use evault_proto::guard::GuardedIncoming;
+use evault_proto::inflight::RequestBytesLimit;
+use evault_proto::tls::ServerTls;
 use evault_proto::v1::append_stream_response::Outcome;
 use evault_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
 use evault_proto::v1::{
@@ -14,14 +17,16 @@ use evault_proto::v1::{
 };
 use evault_storage::{EvidenceStore, StorageError};
 use evault_tree::NewEntry;
-use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Authenticator, Principal};
+use evault_auth::{AuthLayer, AuthService, Principal};
+use tower::Layer as _;
+
 use crate::batcher::{Answer, Batcher};
+use crate::limit::PrincipalLimiter;
 use crate::statement::accept;
 
 /// Requests one stream may have in flight; beyond, the server stops
@@ -39,56 +44,90 @@ const STREAM_OUT: usize = 64;
 pub const MAX_MESSAGE: usize = 16 << 20;
 
 /// The gRPC face of ingest.
-pub struct IngestGrpc<A, E> {
-    inner: Arc<Inner<A, E>>,
+pub struct IngestGrpc<E> {
+    auth: AuthLayer,
+    inner: Arc<Inner<E>>,
 }
 
-struct Inner<A, E> {
-    auth: A,
+struct Inner<E> {
     evidence: E,
+    /// Appends per principal, when limited.
+    limiter: Option<PrincipalLimiter>,
     batcher: Batcher,
     /// Shared by every stream: one permit per request in flight.
     streams_in_flight: Arc<Semaphore>,
 }
 
-impl<A, E> Clone for IngestGrpc<A, E> {
+impl<E> Clone for IngestGrpc<E> {
     fn clone(&self) -> Self {
         IngestGrpc {
+            auth: self.auth.clone(),
             inner: Arc::clone(&self.inner),
         }
     }
 }
 
-impl<A: Authenticator, E: EvidenceStore> IngestGrpc<A, E> {
-    /// Ingest authenticating with `auth`, storing uploaded evidence in
-    /// `evidence`, queueing on `batcher`.
-    pub fn new(auth: A, evidence: E, batcher: Batcher) -> Self {
+impl<E: EvidenceStore> IngestGrpc<E> {
+    /// Ingest admitting the callers `auth` admits, storing uploaded
+    /// evidence in `evidence`, queueing on `batcher`.
+    pub fn new(auth: AuthLayer, evidence: E, batcher: Batcher) -> Self {
         IngestGrpc {
+            auth,
             inner: Arc::new(Inner {
-                auth,
                 evidence,
+                limiter: None,
                 batcher,
                 streams_in_flight: Arc::new(Semaphore::new(STREAMS_IN_FLIGHT)),
             }),
         }
     }
 
-    /// The tonic service, with the message limit applied.
-    pub fn into_service(self) -> IngestServiceServer<Self> {
-        IngestServiceServer::new(self).max_decoding_message_size(MAX_MESSAGE)
+    /// Limits each principal to `limit` appends.
+    pub fn with_rate_limit(self, limit: crate::limit::RateLimit) -> Self {
+        let inner = Arc::try_unwrap(self.inner)
+            .map(|mut inner| {
+                inner.limiter = Some(PrincipalLimiter::new(limit));
+                inner
+            })
+            .unwrap_or_else(|_| unreachable!("a new ingest is not shared yet"));
+        IngestGrpc {
+            auth: self.auth,
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The tonic service behind authentication, with the message limit
+    /// applied: a caller is refused from its headers, before any of its
+    /// message is read.
+    pub fn into_service(self) -> AuthService<IngestServiceServer<Self>> {
+        let auth = self.auth.clone();
+        auth.layer(IngestServiceServer::new(self).max_decoding_message_size(MAX_MESSAGE))
     }
 }
 
-/// Runs `IngestService` on `listener` until `shutdown` completes.
-pub async fn serve<A: Authenticator, E: EvidenceStore>(
-    listener: TcpListener,
-    ingest: IngestGrpc<A, E>,
+/// The roles that call ingest, by certificate name: under mutual TLS,
+/// gateway alone, which forwards the public's appends.
+pub const CALLERS: &[&str] = &["gateway"];
+
+/// Runs `IngestService` on `incoming` until `shutdown` completes: over TLS
+/// and for the callers it admits with `tls`, in plaintext without, with
+/// the request bytes it holds within the [`RequestBytesLimit`] of `incoming`'s limits.
+/// `incoming` is a listener's connections within their limits
+/// ([`evault_proto::transport::incoming`]).
+pub async fn serve<E: EvidenceStore>(
+    incoming: GuardedIncoming,
+    ingest: IngestGrpc<E>,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    evault_proto::transport::server()
-        .add_service(ingest.into_service())
-        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
-        .await
+    evault_proto::tls::secure(
+        evault_proto::transport::server()
+            .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes)),
+        tls.as_ref(),
+    )?
+    .add_service(ingest.into_service())
+    .serve_with_incoming_shutdown(incoming, shutdown)
+    .await
 }
 
 fn now_ms() -> u64 {
@@ -109,12 +148,12 @@ fn storage_status(error: StorageError) -> Status {
     }
 }
 
-impl<A: Authenticator, E: EvidenceStore> Inner<A, E> {
+impl<E: EvidenceStore> Inner<E> {
     /// Validates one statement and stores its evidence bytes, if sent:
     /// the entry to queue.
     async fn prepare(
         &self,
-        principal: &Principal,
+        principal: &str,
         statement: Option<EvidenceStatement>,
     ) -> Result<NewEntry, Status> {
         let statement = accept("statement", statement, principal, now_ms())?;
@@ -140,12 +179,15 @@ async fn answered(answer: oneshot::Receiver<Answer>) -> Answer {
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<AppendStreamResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
+impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
     async fn append(
         &self,
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
-        let principal = self.inner.auth.authenticate(request.metadata())?;
+        let principal = caller(&request)?;
+        if let Some(limiter) = &self.inner.limiter {
+            limiter.admit(&principal)?;
+        }
         let entry = self
             .inner
             .prepare(&principal, request.into_inner().statement)
@@ -163,7 +205,7 @@ impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
         &self,
         request: Request<Streaming<AppendStreamRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let principal = self.inner.auth.authenticate(request.metadata())?;
+        let principal = caller(&request)?;
         let mut requests = request.into_inner();
         let (out, responses) = mpsc::channel(STREAM_OUT);
         // Pending answers in request order, each holding its permit; the
@@ -176,6 +218,9 @@ impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
             loop {
                 match requests.message().await {
                     Ok(Some(r)) => {
+                        if let Some(limiter) = &inner.limiter {
+                            limiter.wait(&principal).await;
+                        }
                         let Ok(permit) = Arc::clone(&inner.streams_in_flight).acquire_owned().await
                         else {
                             break;
@@ -232,6 +277,16 @@ impl<A: Authenticator, E: EvidenceStore> IngestService for IngestGrpc<A, E> {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
+}
+
+/// The principal the authentication layer admitted. Its absence means the
+/// service runs without that layer, so nobody is let in.
+fn caller<T>(request: &Request<T>) -> Result<String, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .map(|p| p.name.clone())
+        .ok_or_else(|| Status::unauthenticated("no authenticated principal"))
 }
 
 /// One streamed request awaiting its answer.

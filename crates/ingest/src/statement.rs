@@ -7,8 +7,6 @@ use evault_core::{EvidenceEntry, hash::sha256};
 use evault_proto::v1::EvidenceStatement;
 use tonic::Status;
 
-use crate::auth::Principal;
-
 /// Longest evidence name, in bytes.
 pub const MAX_NAME: usize = 1024;
 /// Most labels on one statement.
@@ -17,6 +15,8 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL: usize = 1024;
 /// Longest media type, in bytes.
 pub const MAX_MEDIA_TYPE: usize = 255;
+/// Largest evidence size a statement may declare: 2^63 − 1 bytes.
+pub const MAX_SIZE: u64 = i64::MAX as u64;
 
 /// A statement that passed validation, ready to become an entry.
 #[derive(Clone, Debug)]
@@ -46,8 +46,12 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), Stat
             format!("is {} bytes; at most {max}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters"));
+    // Shown to people: nothing that could rewrite what they see.
+    if let Some((c, why)) = evault_core::text::find_forbidden(value) {
+        return Err(invalid(
+            field,
+            format!("contains U+{:04X} ({why})", u32::from(c)),
+        ));
     }
     Ok(())
 }
@@ -56,7 +60,7 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), Stat
 pub fn accept(
     field: &str,
     statement: Option<EvidenceStatement>,
-    principal: &Principal,
+    principal: &str,
     received_ms: u64,
 ) -> Result<Statement, Status> {
     let s = statement.ok_or_else(|| invalid(field, "is required"))?;
@@ -66,6 +70,13 @@ pub fn accept(
             format!("must be 32 bytes, got {}", s.sha256.len()),
         )
     })?;
+    // Sizes are signed 64-bit wherever they are stored.
+    if s.size > MAX_SIZE {
+        return Err(invalid(
+            &format!("{field}.size"),
+            format!("is {}; at most {MAX_SIZE}", s.size),
+        ));
+    }
     let media = format!("{field}.media_type");
     text(&media, &s.media_type, MAX_MEDIA_TYPE, true)?;
     if !s.media_type.bytes().all(|b| (0x20..0x7f).contains(&b)) {
@@ -114,19 +125,16 @@ pub fn accept(
         received_ms: 0,
         media_type: s.media_type,
         name: (!s.name.is_empty()).then_some(s.name),
-        principal: principal.0.clone(),
+        principal: principal.to_string(),
         labels,
     };
-    // The statement without its time: what a retry repeats exactly.
-    let timeless = entry.encode().map_err(|e| invalid(field, e))?;
-    let mut keyed = b"evault dedup v1\n".to_vec();
-    keyed.extend_from_slice(&timeless);
+    let dedup_key = entry.dedup_key().map_err(|e| invalid(field, e))?;
     entry.received_ms = received_ms;
     let bytes = entry.encode().map_err(|e| invalid(field, e))?;
     Ok(Statement {
         entry,
         bytes,
-        dedup_key: sha256(&keyed),
+        dedup_key,
         content: s.content,
     })
 }
@@ -156,19 +164,19 @@ mod tests {
         }
     }
 
-    fn alice() -> Principal {
-        Principal("alice".into())
+    fn alice() -> &'static str {
+        "alice"
     }
 
     fn refused(s: EvidenceStatement) -> String {
-        let status = accept("statement", Some(s), &alice(), 1).expect_err("refused");
+        let status = accept("statement", Some(s), alice(), 1).expect_err("refused");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         status.message().to_string()
     }
 
     #[test]
     fn accepted_statement_becomes_a_canonical_entry() {
-        let s = accept("statement", Some(statement()), &alice(), 42).expect("accepted");
+        let s = accept("statement", Some(statement()), alice(), 42).expect("accepted");
         assert_eq!(s.entry.principal, "alice");
         assert_eq!(s.entry.received_ms, 42);
         assert_eq!(s.entry.labels.keys().collect::<Vec<_>>(), ["a", "z"]);
@@ -178,9 +186,7 @@ mod tests {
     #[test]
     fn retries_share_a_dedup_key_and_others_do_not() {
         let key = |s: EvidenceStatement, who: &str, at: u64| {
-            accept("statement", Some(s), &Principal(who.into()), at)
-                .expect("ok")
-                .dedup_key
+            accept("statement", Some(s), who, at).expect("ok").dedup_key
         };
         assert_eq!(key(statement(), "alice", 1), key(statement(), "alice", 999));
         assert_ne!(key(statement(), "alice", 1), key(statement(), "bob", 1));
@@ -247,7 +253,63 @@ mod tests {
                 "{message} does not name {field}"
             );
         }
-        let status = accept("statement", None, &alice(), 1).expect_err("missing");
+        let status = accept("statement", None, alice(), 1).expect_err("missing");
         assert!(status.message().starts_with("statement:"));
+    }
+
+    #[test]
+    fn text_that_could_rewrite_what_people_see_is_refused_by_code_point() {
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|s| s.name = "evil\u{202e}fdp.exe".into()),
+                "statement.name: contains U+202E (a format character)",
+            ),
+            (
+                Box::new(|s| s.name = "two\u{2028}lines".into()),
+                "statement.name: contains U+2028 (a line or paragraph separator)",
+            ),
+            (
+                Box::new(|s| s.name = "soft\u{ad}hyphen".into()),
+                "statement.name: contains U+00AD (a format character)",
+            ),
+            (
+                Box::new(|s| s.labels[0].key = "z\u{200b}".into()),
+                "statement.labels[0].key: contains U+200B (a format character)",
+            ),
+            (
+                Box::new(|s| s.labels[1].value = "\u{2029}".into()),
+                "statement.labels[1].value: contains U+2029 (a line or paragraph separator)",
+            ),
+            (
+                Box::new(|s| s.labels[1].value = "tag\u{e0041}".into()),
+                "statement.labels[1].value: contains U+E0041 (a format character)",
+            ),
+            (
+                Box::new(|s| s.media_type = "text/plain\u{202e}".into()),
+                "statement.media_type: contains U+202E (a format character)",
+            ),
+            (
+                Box::new(|s| s.media_type = "text/\u{7f}plain".into()),
+                "statement.media_type: contains U+007F (a control character)",
+            ),
+        ];
+        for (mutate, message) in cases {
+            let mut s = statement();
+            mutate(&mut s);
+            assert_eq!(refused(s), message);
+        }
+    }
+
+    #[test]
+    fn declared_sizes_beyond_a_signed_64_bit_integer_are_refused() {
+        let mut s = statement();
+        s.content = None;
+        s.size = u64::MAX;
+        assert_eq!(
+            refused(s.clone()),
+            format!("statement.size: is {}; at most {MAX_SIZE}", u64::MAX)
+        );
+        s.size = MAX_SIZE;
+        accept("statement", Some(s), alice(), 1).expect("the largest size is accepted");
     }
 }

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use evault_auth::{AuthLayer, JwtVerifier, LocalIssuer, Policy, Scope};
 use evault_core::hash::sha256;
 use evault_core::{EvidenceEntry, Hash, Receipt, SigningKey, VerifierKey};
-use evault_ingest::{BatchConfig, Batcher, DevToken, IngestGrpc, SequenceBatch, serve};
+use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RateLimit, SequenceBatch, serve};
 use evault_proto::v1::append_stream_response::Outcome;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::{
@@ -21,7 +22,30 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 const ORIGIN: &str = "vault.example/ingest-test";
-const TOKEN: &str = "test-token-0123456789";
+/// One local issuer for the whole test binary, and its token for `dev`
+/// with every scope: verified like any identity provider's.
+fn issuer() -> &'static (tempfile::TempDir, String) {
+    static ISSUER: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    ISSUER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer = LocalIssuer::open_or_create(dir.path()).expect("issuer");
+        let token = issuer
+            .mint(
+                "dev",
+                &[Scope::Append, Scope::Read, Scope::Admin],
+                Duration::from_secs(3600),
+            )
+            .expect("token");
+        (dir, token)
+    })
+}
+
+async fn auth() -> AuthLayer {
+    let verifier = JwtVerifier::start(LocalIssuer::config(issuer().0.path()))
+        .await
+        .expect("verifier");
+    AuthLayer::new(verifier, Policy::new(true))
+}
 
 type Tree = Sequencer<EmbeddedStore, CheckpointSigner<EmbeddedStore>>;
 
@@ -43,6 +67,10 @@ impl SequenceBatch for Slow {
 }
 
 async fn start(config: BatchConfig, slow: bool) -> Vault {
+    start_limited(config, slow, None).await
+}
+
+async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>) -> Vault {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path()).expect("store");
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
@@ -58,12 +86,19 @@ async fn start(config: BatchConfig, slow: bool) -> Vault {
     } else {
         Batcher::start(tree, config)
     };
-    let ingest = IngestGrpc::new(DevToken::new(TOKEN, "dev"), store.clone(), batcher);
+    let mut ingest = IngestGrpc::new(auth().await, store.clone(), batcher);
+    if let Some(rate) = rate {
+        ingest = ingest.with_rate_limit(rate);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(serve(listener, ingest, std::future::pending()));
+    let incoming = evault_proto::transport::incoming(
+        listener,
+        evault_proto::guard::ConnectionLimits::default(),
+    );
+    tokio::spawn(serve(incoming, ingest, None, std::future::pending()));
     Vault {
         _dir: dir,
         store,
@@ -82,7 +117,7 @@ fn authed<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
         "authorization",
-        format!("Bearer {TOKEN}").parse().expect("header"),
+        format!("Bearer {}", issuer().1).parse().expect("header"),
     );
     request
 }
@@ -342,4 +377,54 @@ async fn full_backlog_pushes_back_with_retry_advice() {
         pushed_back > 0,
         "six concurrent appends into a backlog of one never pushed back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_over_its_rate_is_told_when_to_retry_and_its_stream_held_back() {
+    let rate = RateLimit::new(20.0, 3).expect("rate");
+    let vault = start_limited(BatchConfig::default(), false, Some(rate)).await;
+    let mut client = client(&vault).await;
+    let mut refused = None;
+    for n in 0..10u32 {
+        if let Err(status) = client
+            .append(authed(AppendRequest {
+                statement: Some(statement(n)),
+            }))
+            .await
+        {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.expect("ten quick appends at 20/s with a burst of 3 were never refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("dev"), "{}", status.message());
+    let pushback: u64 = status
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("grpc-retry-pushback-ms");
+    assert!((1..=50).contains(&pushback), "{pushback} ms");
+
+    // A stream over the rate is slowed, not cut: every request is answered.
+    let requests: Vec<AppendStreamRequest> = (100..130u32)
+        .map(|n| AppendStreamRequest {
+            request_id: u64::from(n),
+            statement: Some(statement(n)),
+        })
+        .collect();
+    let mut responses = client
+        .append_stream(authed(tokio_stream::iter(requests)))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut receipts = 0;
+    while let Some(response) = responses.message().await.expect("response") {
+        match response.outcome.expect("outcome") {
+            Outcome::Receipt(_) => receipts += 1,
+            Outcome::Error(error) => panic!("request {} refused: {error:?}", response.request_id),
+        }
+    }
+    assert_eq!(receipts, 30);
 }

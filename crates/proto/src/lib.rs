@@ -4,19 +4,34 @@
 //! tonic clients and servers of `IngestService`, `TreeService`,
 //! `SequencerService` and `SignerService`, generated from `proto/evault/v1/`
 //! at compile time (see `docs/protobuf.md`), and the HTTP/2 settings every
-//! role's servers and clients use ([`transport`]). The documentation of
-//! every type and field is that of the `.proto` files.
+//! role's servers and clients use ([`transport`]), with mutual TLS between
+//! the roles ([`tls`]). The documentation of every type and field is that
+//! of the `.proto` files.
+//!
+//! Every server also gets what keeps a hostile client from starving or
+//! blinding it: a codec that answers a request that does not decode with
+//! `INVALID_ARGUMENT` ([`codec`]), connections bounded in number, time to
+//! start and silence ([`guard`]), and a bound on request bytes held at
+//! once ([`inflight`]).
 //!
 //! It does not validate, convert or interpret anything: a generated message
 //! may hold a 7-byte "hash" or an empty origin. Domain crates never see these
 //! types beyond their gRPC edge, where they convert them into their own
 //! types and reject bad input with a field-precise `INVALID_ARGUMENT`.
 
+pub mod codec;
+pub mod guard;
+pub mod inflight;
+#[cfg(test)]
+mod stub;
+pub mod tls;
 pub mod transport;
 
 /// Messages and services of the protobuf package `evault.v1`.
 pub mod v1 {
     tonic::include_proto!("evault.v1");
+    // The servers, generated apart with the vault's codec (`build.rs`).
+    include!(concat!(env!("OUT_DIR"), "/servers/evault.v1.rs"));
 }
 
 #[cfg(test)]

@@ -23,8 +23,9 @@
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
+
+use crate::guard::{ConnectionLimits, GuardedIncoming};
 
 /// Bytes a peer may send on one stream before the reader takes them.
 pub const STREAM_WINDOW: u32 = 256 << 10;
@@ -40,7 +41,8 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A gRPC server builder with the vault's transport settings. Serve it on
-/// [`incoming`], which sets `TCP_NODELAY` on each accepted socket.
+/// [`incoming`], which sets `TCP_NODELAY` on each accepted socket and
+/// bounds what connections may hold.
 pub fn server() -> Server {
     Server::builder()
         .tcp_nodelay(true)
@@ -51,8 +53,9 @@ pub fn server() -> Server {
 }
 
 /// The connections accepted on `listener`, each with `TCP_NODELAY` set.
-pub fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// Connections beyond `limits` are closed (see [`crate::guard`]).
+pub fn incoming(listener: TcpListener, limits: ConnectionLimits) -> GuardedIncoming {
+    GuardedIncoming::new(listener, limits)
 }
 
 /// A client endpoint for `url` with the vault's transport settings.
@@ -90,14 +93,12 @@ mod tests {
     async fn accepted_connections_have_nodelay() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let mut accepted = incoming(listener);
+        let mut accepted = incoming(listener, ConnectionLimits::default());
         let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let socket = accepted
-            .next()
-            .await
-            .expect("a connection")
-            .expect("accepted");
-        assert!(socket.nodelay().expect("read TCP_NODELAY"));
+        let Some(Ok(connection)) = accepted.next().await else {
+            unreachable!("the stream neither ends nor fails");
+        };
+        assert!(connection.get_ref().nodelay().expect("read TCP_NODELAY"));
     }
 
     #[test]

@@ -5,13 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use evault_core::Hash;
+use evault_proto::guard::GuardedIncoming;
+use evault_proto::tls::ServerTls;
 use evault_proto::v1::signer_service_server::{SignerService, SignerServiceServer};
 use evault_proto::v1::{
     GetVerifierKeysRequest, GetVerifierKeysResponse, SignCheckpointRequest, SignCheckpointResponse,
     TreeHead as WireHead,
 };
 use evault_storage::{SignerStore, StorageError, TreeHead};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use crate::sign::{CheckpointSigner, SignError, SignRequest};
@@ -30,15 +31,23 @@ impl<S> SignerGrpc<S> {
     }
 }
 
-/// Runs `SignerService` on `listener` until `shutdown` completes.
+/// The roles that call the signer, by certificate name: under mutual TLS,
+/// only tree, which asks for checkpoints to be signed.
+pub const CALLERS: &[&str] = &["tree"];
+
+/// Runs `SignerService` on `incoming` until `shutdown` completes: over TLS
+/// and for the callers it admits with `tls`, in plaintext without.
+/// `incoming` is a listener's connections within their limits
+/// ([`evault_proto::transport::incoming`]).
 pub async fn serve<S: SignerStore>(
-    listener: TcpListener,
+    incoming: GuardedIncoming,
     signer: CheckpointSigner<S>,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    evault_proto::transport::server()
+    evault_proto::tls::secure(evault_proto::transport::server(), tls.as_ref())?
         .add_service(SignerServiceServer::new(SignerGrpc::new(signer)))
-        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 

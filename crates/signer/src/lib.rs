@@ -5,7 +5,8 @@
 //! of what it signed ([`evault_storage::SignerStore`]), so a buggy or
 //! compromised tree can make it sign neither a fork, nor a rollback, nor a
 //! shrunk tree: such requests fail with `FAILED_PRECONDITION` and an error
-//! log line. [`serve`] runs `SignerService` over gRPC.
+//! log line. [`serve`] runs `SignerService` over gRPC, under mutual TLS for
+//! tree alone ([`CALLERS`]) when given a certificate.
 //!
 //! Keys are Ed25519, from PKCS#8 PEM files ([`KeyFile`], what
 //! `evault keygen` writes). Several keys may sign during a rotation, each
@@ -17,6 +18,6 @@ mod grpc;
 mod keyfile;
 mod sign;
 
-pub use grpc::{SignerGrpc, serve};
+pub use grpc::{CALLERS, SignerGrpc, serve};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use sign::{CheckpointSigner, SignError, SignRequest};

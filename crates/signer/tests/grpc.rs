@@ -32,7 +32,11 @@ async fn signer_service_signs_and_refuses_with_precise_statuses() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, signer, async {
+    let incoming = evault_proto::transport::incoming(
+        listener,
+        evault_proto::guard::ConnectionLimits::default(),
+    );
+    let server = tokio::spawn(serve(incoming, signer, None, async {
         let _ = stopped.await;
     }));
     let mut client = SignerServiceClient::connect(format!("http://{addr}"))

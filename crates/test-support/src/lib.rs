@@ -4,18 +4,22 @@
 //! of its own in the real database at `DATABASE_URL`, and a URL whose
 //! connections use only that schema. A test that cannot reach PostgreSQL
 //! fails, loudly; it does not skip. Servers run as real processes
-//! ([`ServerProcess`]), always killed and reaped. This crate is for tests
-//! only.
+//! ([`ServerProcess`]), always killed and reaped. Caller authentication is
+//! tested against a real JWKS server and real signing keys ([`jwks`]).
+//! This crate is for tests only.
+
+pub mod jwks;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A server process (`evault up`, `evault serve <role>`), killed (SIGKILL)
 /// and reaped when dropped.
 pub struct ServerProcess {
     child: Child,
-    /// Where it said it listens: `http://host:port`.
+    /// Where it said it listens: `http://host:port`, or `https://host:port`
+    /// under TLS.
     pub url: String,
     /// Kept open: a server whose output pipe closes would die writing.
     _stdout: Option<BufReader<ChildStdout>>,
@@ -23,7 +27,8 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Spawns `command` and waits for it to print the address it listens
-    /// on (the first `http://` on a line of its standard output).
+    /// on (the first `http://` or `https://` on a line of its standard
+    /// output).
     pub fn start(mut command: Command) -> ServerProcess {
         let child = command
             .stdout(Stdio::piped())
@@ -45,7 +50,7 @@ impl ServerProcess {
                 stdout.read_line(&mut line).unwrap_or(0) > 0,
                 "server exited before listening"
             );
-            if let Some(at) = line.find("http://") {
+            if let Some(at) = line.find("http://").or_else(|| line.find("https://")) {
                 server.url = line[at..]
                     .split_whitespace()
                     .next()
@@ -68,6 +73,33 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `program` (a binary of the workspace: `env!("CARGO_BIN_EXE_evault")`)
+/// without any of the test's own `EVAULT_*` variables, so that only the
+/// flags a test gives configure it, and logging warnings only.
+pub fn command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("EVAULT_") {
+            command.env_remove(var);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// The standard output of a command that had to succeed; a failure panics
+/// with both of its outputs.
+pub fn succeeded(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The database tests use: `DATABASE_URL`, or the machine's local cluster.

@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use evault_core::Hash;
+use evault_core::{EvidenceEntry, Hash};
+use evault_proto::guard::GuardedIncoming;
+use evault_proto::tls::ServerTls;
 use evault_proto::v1::get_inclusion_proof_request::Leaf;
 use evault_proto::v1::sequencer_service_server::{SequencerService, SequencerServiceServer};
 use evault_proto::v1::tree_service_server::{TreeService, TreeServiceServer};
@@ -15,7 +17,6 @@ use evault_proto::v1::{
     LogEntry, SequenceRequest, SequenceResponse, SequencedEntry,
 };
 use evault_storage::{LogStore, StorageError};
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use crate::publish::{PublishError, Publisher};
@@ -77,17 +78,25 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
     }
 }
 
-/// Runs `SequencerService` and `TreeService` on `listener` until
-/// `shutdown` completes.
+/// The roles that call tree, by certificate name: under mutual TLS, ingest
+/// (which sequences) and gateway (which reads).
+pub const CALLERS: &[&str] = &["ingest", "gateway"];
+
+/// Runs `SequencerService` and `TreeService` on `incoming` until
+/// `shutdown` completes: over TLS and for the callers it admits with
+/// `tls`, in plaintext without.
+/// `incoming` is a listener's connections within their limits
+/// ([`evault_proto::transport::incoming`]).
 pub async fn serve<S: LogStore, P: Publisher>(
-    listener: TcpListener,
+    incoming: GuardedIncoming,
     tree: TreeGrpc<S, P>,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    evault_proto::transport::server()
+    evault_proto::tls::secure(evault_proto::transport::server(), tls.as_ref())?
         .add_service(SequencerServiceServer::new(tree.clone()))
         .add_service(TreeServiceServer::new(tree))
-        .serve_with_incoming_shutdown(evault_proto::transport::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 
@@ -175,8 +184,24 @@ impl<S: LogStore, P: Publisher> SequencerService for TreeGrpc<S, P> {
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
+                let sent = sha256_field(&format!("entries[{i}].dedup_key"), &e.dedup_key)?;
+                let dedup_key = EvidenceEntry::decode(&e.entry)
+                    .and_then(|entry| entry.dedup_key())
+                    .map_err(|err| {
+                        Status::invalid_argument(format!(
+                            "entries[{i}].entry is not a canonical evidence entry: {err}"
+                        ))
+                    })?;
+                // The key decides which entry a retry is answered with; a
+                // caller's key that disagrees with its entry would make one
+                // principal's statement answer for another's.
+                if sent != dedup_key {
+                    return Err(Status::invalid_argument(format!(
+                        "entries[{i}].dedup_key does not match the entry"
+                    )));
+                }
                 Ok(NewEntry {
-                    dedup_key: sha256_field(&format!("entries[{i}].dedup_key"), &e.dedup_key)?,
+                    dedup_key,
                     entry: e.entry,
                 })
             })

@@ -7,7 +7,8 @@
 //! out indices and inclusion proofs. [`LogReader`] serves checkpoints,
 //! proofs and entries from stored tiles through a bounded cache, never by
 //! loading the tree into memory. [`serve`] runs `SequencerService` and
-//! `TreeService` over gRPC.
+//! `TreeService` over gRPC, under mutual TLS for ingest and gateway alone
+//! ([`CALLERS`]) when given a certificate.
 //!
 //! Tree never holds a signing key: checkpoints come from a [`Publisher`],
 //! the signer in this process or one reached over gRPC ([`RemoteSigner`]).
@@ -18,7 +19,7 @@ mod reader;
 mod sequencer;
 mod tiles;
 
-pub use grpc::{MAX_BATCH, TreeGrpc, sequence_status, serve};
+pub use grpc::{CALLERS, MAX_BATCH, TreeGrpc, sequence_status, serve};
 pub use publish::{PublishError, Publisher, RemoteSigner};
 pub use reader::{LogReader, MAX_ENTRIES_PER_READ, Published, ReadError};
 pub use sequencer::{NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};

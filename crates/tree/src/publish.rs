@@ -8,7 +8,7 @@ use evault_proto::v1::{SignCheckpointRequest, TreeHead as WireHead};
 use evault_signer::{CheckpointSigner, SignError, SignRequest};
 use evault_storage::SignerStore;
 use tonic::Code;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 /// Why a checkpoint was not signed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,10 +54,11 @@ pub struct RemoteSigner {
 }
 
 impl RemoteSigner {
-    /// A signer at `endpoint` (e.g. `http://signer:7002`), connected lazily.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
-        let channel = evault_proto::transport::endpoint(endpoint)
-            .map_err(|e| format!("signer address {endpoint:?}: {e}"))?
+    /// A signer at `endpoint`, connected lazily: `https://signer:7403`
+    /// under mutual TLS with `tls`, `http://signer:7403` without.
+    pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
+        let channel = evault_proto::tls::endpoint(endpoint, tls)
+            .map_err(|e| format!("signer address {e}"))?
             .connect_lazy();
         Ok(RemoteSigner {
             client: SignerServiceClient::new(channel),

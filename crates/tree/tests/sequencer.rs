@@ -593,3 +593,58 @@ on_both_stores!(
     signing_faults_never_lose_or_fork,
     racing_sequencers_never_commit_twice,
 );
+
+/// Tree keys retries by the entry itself: a caller's dedup key that does
+/// not match its entry could otherwise make one principal's statement
+/// answer for another's.
+#[tokio::test]
+async fn sequence_over_grpc_refuses_a_dedup_key_that_is_not_its_entrys() {
+    use evault_proto::v1::sequencer_service_server::SequencerService as _;
+    use evault_proto::v1::{SequenceEntry, SequenceRequest};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&dir.path().join("log")).expect("store");
+    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+    let signer = CheckpointSigner::new(
+        ORIGIN,
+        vec![key],
+        EmbeddedStore::open(&dir.path().join("signer")).expect("signer store"),
+    )
+    .expect("signer");
+    let sequencer = Sequencer::open(ORIGIN, store.clone(), signer)
+        .await
+        .expect("tree");
+    let tree = evault_tree::TreeGrpc::new(sequencer, LogReader::new(ORIGIN, store.clone()));
+    let entry = EvidenceEntry::decode(&evidence_entry(7)).expect("entry");
+    let request = |dedup_key: Vec<u8>, entry: Vec<u8>| {
+        tonic::Request::new(SequenceRequest {
+            origin: ORIGIN.into(),
+            entries: vec![SequenceEntry { entry, dedup_key }],
+        })
+    };
+
+    let forged = tree
+        .sequence(request(key_of(7).to_vec(), evidence_entry(7)))
+        .await
+        .expect_err("a key that is not the entry's");
+    assert_eq!(forged.code(), tonic::Code::InvalidArgument, "{forged:?}");
+    assert!(forged.message().contains("dedup_key"), "{forged:?}");
+    let garbage = tree
+        .sequence(request(key_of(7).to_vec(), b"not an entry".to_vec()))
+        .await
+        .expect_err("bytes that are no entry");
+    assert_eq!(garbage.code(), tonic::Code::InvalidArgument, "{garbage:?}");
+    assert_eq!(
+        store.head(ORIGIN).await.expect("head").size,
+        0,
+        "nothing logged"
+    );
+
+    let own = entry.dedup_key().expect("key").to_vec();
+    let answer = tree
+        .sequence(request(own, evidence_entry(7)))
+        .await
+        .expect("the entry's own key")
+        .into_inner();
+    assert_eq!(answer.entries.len(), 1);
+}

@@ -1,0 +1,516 @@
+//! Mutual TLS between the roles: who may call whom, by certificate.
+//!
+//! Each role holds a certificate and key signed by the vault's CA
+//! ([`RoleTls`]). An internal role (signer, tree, ingest) completes a TLS
+//! handshake only with callers presenting a certificate from that CA, and
+//! then serves only its natural callers, recognised by the DNS names of
+//! their certificates ([`PeerPolicy`], enforced by [`PeerCheck`] before any
+//! service sees a request): a caller with no certificate, or one from
+//! another CA, never gets past the handshake; a caller with a valid
+//! certificate under the wrong name gets `PERMISSION_DENIED`. Calling out,
+//! a role presents its own certificate and trusts only the CA
+//! ([`endpoint`]). The gateway's public listener speaks TLS without asking
+//! for a client certificate ([`RoleTls::public_server`]).
+//!
+//! It does not issue or renew certificates (cert-manager does in
+//! Kubernetes, `evault dev-certs` for local runs), check revocation, or
+//! reload files while running: renewed certificates take effect when the
+//! process restarts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::pki_types::pem::{self, PemObject as _};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig};
+use tower::layer::util::Stack;
+use tower::{Layer, Service};
+
+/// How long a TLS handshake may take, on either end: a peer that stalls
+/// mid-handshake holds nothing for longer.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why TLS material, or an address to reach a role at, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The role's certificate chain is missing or malformed.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// The role's private key is missing, malformed, or not the key of its
+    /// certificate.
+    #[error("private key: {0}")]
+    Key(String),
+    /// The CA certificate is missing or cannot serve as a trust anchor.
+    #[error("CA certificate: {0}")]
+    Ca(String),
+    /// Mutual TLS needs the CA, to authenticate peers.
+    #[error("no CA certificate: peers cannot be authenticated without one")]
+    NoCa,
+    /// The address's scheme contradicts the TLS setting: `https://` is
+    /// for TLS, `http://` for plaintext, never silently the other.
+    #[error("{url:?}: {reason}")]
+    Scheme {
+        /// The address.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The address is not one a channel can be opened to.
+    #[error("{url:?}: {source}")]
+    Address {
+        /// The address.
+        url: String,
+        /// Why tonic refused it.
+        source: tonic::transport::Error,
+    },
+}
+
+/// A role's TLS material, checked when read: its certificate chain and
+/// private key, and the CA that signs its peers' certificates.
+#[derive(Clone)]
+pub struct RoleTls {
+    identity: Identity,
+    ca: Option<Certificate>,
+}
+
+impl RoleTls {
+    /// Reads PEM: `cert` is the role's chain (its own certificate first),
+    /// `key` its private key (PKCS#8, PKCS#1 or SEC1), `ca` the CA's
+    /// certificate. Every problem a handshake would meet later (no
+    /// certificate, a key that is not the certificate's, a CA that cannot
+    /// be a trust anchor) is an error now.
+    pub fn from_pem(cert: &[u8], key: &[u8], ca: Option<&[u8]>) -> Result<Self, TlsError> {
+        let chain = certificates(cert).map_err(TlsError::Certificate)?;
+        webpki::EndEntityCert::try_from(&chain[0])
+            .map_err(|e| TlsError::Certificate(format!("not an X.509 certificate: {e}")))?;
+        let private = PrivateKeyDer::from_pem_slice(key).map_err(|e| match e {
+            pem::Error::NoItemsFound => TlsError::Key("no PEM private key".into()),
+            other => TlsError::Key(other.to_string()),
+        })?;
+        rustls::sign::CertifiedKey::from_der(
+            chain,
+            private,
+            &rustls::crypto::ring::default_provider(),
+        )
+        .map_err(|e| TlsError::Key(format!("not the certificate's key: {e}")))?;
+        let ca = match ca {
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for anchor in certificates(pem).map_err(TlsError::Ca)? {
+                    roots.add(anchor).map_err(|e| TlsError::Ca(e.to_string()))?;
+                }
+                Some(Certificate::from_pem(pem))
+            }
+            None => None,
+        };
+        Ok(RoleTls {
+            identity: Identity::from_pem(cert, key),
+            ca,
+        })
+    }
+
+    /// Serving internal services: callers must present a certificate from
+    /// the CA, and only `callers` are served.
+    pub fn internal_server(&self, callers: PeerPolicy) -> Result<ServerTls, TlsError> {
+        let ca = self.ca.clone().ok_or(TlsError::NoCa)?;
+        Ok(ServerTls {
+            config: self.server_config().client_ca_root(ca),
+            callers: Some(Arc::new(callers)),
+        })
+    }
+
+    /// Serving the public: TLS, and no client certificate asked for.
+    pub fn public_server(&self) -> ServerTls {
+        ServerTls {
+            config: self.server_config(),
+            callers: None,
+        }
+    }
+
+    fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(self.identity.clone())
+            .timeout(HANDSHAKE_TIMEOUT)
+    }
+
+    /// Calling other roles: presents this role's certificate, and trusts
+    /// only the CA for the role called, which must hold a certificate for
+    /// the host name (or IP address) it is called at.
+    pub fn client(&self) -> Result<ClientTlsConfig, TlsError> {
+        let ca = self.ca.clone().ok_or(TlsError::NoCa)?;
+        Ok(ClientTlsConfig::new()
+            .ca_certificate(ca)
+            .identity(self.identity.clone())
+            .timeout(HANDSHAKE_TIMEOUT))
+    }
+}
+
+/// The certificates of a PEM text, at least one.
+fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate".into());
+    }
+    Ok(certs)
+}
+
+/// The callers a role serves, by the DNS names in their certificates.
+///
+/// A certificate names an allowed peer when one of its subject alternative
+/// DNS names equals the allowed name or starts with it followed by a dot,
+/// ignoring case: `tree.evault.svc.cluster.local` and `TREE` are `tree`;
+/// `treehouse` is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPolicy {
+    names: Vec<String>,
+}
+
+impl PeerPolicy {
+    /// Serves the peers named `names` (an empty name names no one).
+    pub fn new<N: Into<String>>(names: impl IntoIterator<Item = N>) -> Self {
+        PeerPolicy {
+            names: names.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The allowed names.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether a certificate with these DNS names is an allowed peer.
+    pub fn admits<'a>(&self, dns_names: impl IntoIterator<Item = &'a str>) -> bool {
+        dns_names.into_iter().any(|presented| {
+            self.names
+                .iter()
+                .any(|allowed| names_peer(allowed, presented))
+        })
+    }
+}
+
+/// Whether the DNS name `presented` names the peer `allowed`: the same
+/// name, or a name under it (`allowed` and a dot), in any case. Compared
+/// as bytes, so no input can split a character.
+fn names_peer(allowed: &str, presented: &str) -> bool {
+    let (allowed, presented) = (allowed.as_bytes(), presented.as_bytes());
+    !allowed.is_empty()
+        && presented
+            .get(..allowed.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(allowed))
+        && matches!(presented.get(allowed.len()), None | Some(b'.'))
+}
+
+/// How a role's server speaks TLS, and whom it serves.
+#[derive(Clone)]
+pub struct ServerTls {
+    config: ServerTlsConfig,
+    /// `None` on a public listener: anyone may call.
+    callers: Option<Arc<PeerPolicy>>,
+}
+
+/// `server`, speaking `tls` and serving only the callers it admits; or, as
+/// it is (plaintext, every caller served) without.
+pub fn secure<L>(
+    server: Server<L>,
+    tls: Option<&ServerTls>,
+) -> Result<Server<Stack<PeerCheck, L>>, tonic::transport::Error> {
+    let (server, callers) = match tls {
+        Some(tls) => (server.tls_config(tls.config.clone())?, tls.callers.clone()),
+        None => (server, None),
+    };
+    Ok(server.layer(PeerCheck { callers }))
+}
+
+/// A client endpoint for the role at `url`, with the vault's transport
+/// settings ([`crate::transport::endpoint`]): mutual TLS with `tls`, for
+/// an `https://` address; plaintext without, for an `http://` one. A
+/// mismatch is an error, never a silent downgrade to plaintext or a
+/// channel that can never connect.
+pub fn endpoint(url: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, TlsError> {
+    let address = |source| TlsError::Address {
+        url: url.to_string(),
+        source,
+    };
+    let scheme = |reason| TlsError::Scheme {
+        url: url.to_string(),
+        reason,
+    };
+    let endpoint = crate::transport::endpoint(url).map_err(address)?;
+    let https = endpoint.uri().scheme_str() == Some("https");
+    match tls {
+        Some(tls) if https => endpoint.tls_config(tls.clone()).map_err(address),
+        Some(_) => Err(scheme("TLS is on, so the address must be https://")),
+        None if https => Err(scheme("https:// needs TLS, which is off (no CA given)")),
+        None => Ok(endpoint),
+    }
+}
+
+/// A tower layer serving only the callers a [`PeerPolicy`] admits; others
+/// get `PERMISSION_DENIED` before any service sees their request. Without
+/// a policy, every request passes.
+#[derive(Debug, Clone)]
+pub struct PeerCheck {
+    callers: Option<Arc<PeerPolicy>>,
+}
+
+impl<S> Layer<S> for PeerCheck {
+    type Service = PeerChecked<S>;
+
+    fn layer(&self, inner: S) -> PeerChecked<S> {
+        PeerChecked {
+            inner,
+            callers: self.callers.clone(),
+        }
+    }
+}
+
+/// A service behind a [`PeerCheck`].
+#[derive(Debug, Clone)]
+pub struct PeerChecked<S> {
+    inner: S,
+    callers: Option<Arc<PeerPolicy>>,
+}
+
+impl<S, B, R> Service<http::Request<B>> for PeerChecked<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if let Some(callers) = &self.callers {
+            if let Err(status) = admit(callers, &request) {
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+/// Serves the caller of `request` only if its certificate names an
+/// allowed peer. Fails closed: a request that arrived without a
+/// certificate (which the handshake should already have refused) is
+/// refused too.
+fn admit<B>(callers: &PeerPolicy, request: &http::Request<B>) -> Result<(), Status> {
+    let service = request.uri().path().split('/').nth(1).unwrap_or_default();
+    let certs = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs);
+    let Some(leaf) = certs.as_deref().and_then(|chain| chain.first()) else {
+        tracing::warn!(%service, "refused a caller without a certificate");
+        return Err(Status::permission_denied(format!(
+            "a peer without a certificate is not allowed to call {service}"
+        )));
+    };
+    let names: Vec<&str> = match webpki::EndEntityCert::try_from(leaf) {
+        Ok(cert) => cert.valid_dns_names().collect(),
+        Err(_) => Vec::new(),
+    };
+    if callers.admits(names.iter().copied()) {
+        return Ok(());
+    }
+    let peer = if names.is_empty() {
+        "without a DNS name".to_string()
+    } else {
+        names.join(", ")
+    };
+    tracing::warn!(%peer, %service, allowed = ?callers.names(), "refused a caller by certificate name");
+    Err(Status::permission_denied(format!(
+        "peer {peer} is not allowed to call {service}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_admits_itself_and_the_names_under_it() {
+        let tree = PeerPolicy::new(["tree"]);
+        assert!(tree.admits(["tree"]));
+        assert!(tree.admits(["tree.evault.svc.cluster.local"]));
+        assert!(tree.admits(["tree."]));
+    }
+
+    #[test]
+    fn a_longer_name_with_the_same_start_is_another_peer() {
+        let tree = PeerPolicy::new(["tree"]);
+        assert!(!tree.admits(["treehouse"]));
+        assert!(!tree.admits(["treehouse.evault.svc"]));
+        assert!(!tree.admits(["tre"]));
+        assert!(!tree.admits(["ingest.tree"]));
+        assert!(!tree.admits(["xtree"]));
+        assert!(!tree.admits(["tree-0.tree"]));
+    }
+
+    #[test]
+    fn names_compare_in_any_case() {
+        assert!(PeerPolicy::new(["tree"]).admits(["TREE.Evault.SVC"]));
+        assert!(PeerPolicy::new(["Gateway"]).admits(["gateway"]));
+    }
+
+    #[test]
+    fn any_allowed_name_and_any_presented_name_will_do() {
+        let tree = PeerPolicy::new(["ingest", "gateway"]);
+        assert!(tree.admits(["localhost", "gateway.evault"]));
+        assert!(!tree.admits(["localhost", "signer"]));
+        assert!(!tree.admits([]));
+    }
+
+    #[test]
+    fn an_empty_name_admits_no_one() {
+        let nobody = PeerPolicy::new([""]);
+        assert!(!nobody.admits(["tree"]));
+        assert!(!nobody.admits([""]));
+        assert!(!nobody.admits([".tree"]));
+    }
+
+    /// A service that answers OK and counts what reached it.
+    #[derive(Clone, Default)]
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Service<http::Request<()>> for Counted {
+        type Response = http::Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<http::Response<String>, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Ok(http::Response::new("served".into())))
+        }
+    }
+
+    fn call(check: PeerCheck, inner: &Counted) -> http::Response<String> {
+        let request = http::Request::builder()
+            .uri("/evault.v1.SignerService/SignCheckpoint")
+            .body(())
+            .expect("request");
+        let mut service = check.layer(inner.clone());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(service.call(request))
+            .expect("infallible")
+    }
+
+    #[test]
+    fn a_policy_refuses_a_request_that_came_without_tls() {
+        let inner = Counted::default();
+        let check = PeerCheck {
+            callers: Some(Arc::new(PeerPolicy::new(["tree"]))),
+        };
+        let response = call(check, &inner);
+        let status = Status::from_header_map(response.headers()).expect("a gRPC status");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "a peer without a certificate is not allowed to call evault.v1.SignerService"
+        );
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn without_a_policy_every_request_passes() {
+        let inner = Counted::default();
+        let response = call(PeerCheck { callers: None }, &inner);
+        assert_eq!(response.body(), "served");
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    fn client_tls() -> ClientTlsConfig {
+        ClientTlsConfig::new()
+    }
+
+    #[test]
+    fn an_address_says_whether_tls_is_on() {
+        let tls = client_tls();
+        assert!(endpoint("https://tree:7402", Some(&tls)).is_ok());
+        assert!(endpoint("http://tree:7402", None).is_ok());
+        assert!(matches!(
+            endpoint("http://tree:7402", Some(&tls)),
+            Err(TlsError::Scheme { .. })
+        ));
+        assert!(matches!(
+            endpoint("https://tree:7402", None),
+            Err(TlsError::Scheme { .. })
+        ));
+    }
+
+    struct Pem {
+        cert: String,
+        key: String,
+    }
+
+    fn self_signed(name: &str) -> Pem {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
+    #[test]
+    fn material_is_checked_when_read() {
+        let tree = self_signed("tree");
+        let other = self_signed("other");
+        let ca = Some(tree.cert.as_bytes());
+        assert!(RoleTls::from_pem(tree.cert.as_bytes(), tree.key.as_bytes(), ca).is_ok());
+        assert!(matches!(
+            RoleTls::from_pem(b"", tree.key.as_bytes(), ca),
+            Err(TlsError::Certificate(_))
+        ));
+        assert!(matches!(
+            RoleTls::from_pem(tree.key.as_bytes(), tree.key.as_bytes(), ca),
+            Err(TlsError::Certificate(_))
+        ));
+        assert!(matches!(
+            RoleTls::from_pem(tree.cert.as_bytes(), tree.cert.as_bytes(), ca),
+            Err(TlsError::Key(_))
+        ));
+        assert!(matches!(
+            RoleTls::from_pem(tree.cert.as_bytes(), other.key.as_bytes(), ca),
+            Err(TlsError::Key(_))
+        ));
+        assert!(matches!(
+            RoleTls::from_pem(tree.cert.as_bytes(), tree.key.as_bytes(), Some(b"junk")),
+            Err(TlsError::Ca(_))
+        ));
+    }
+
+    #[test]
+    fn mutual_tls_needs_the_ca() {
+        let tree = self_signed("tree");
+        let tls =
+            RoleTls::from_pem(tree.cert.as_bytes(), tree.key.as_bytes(), None).expect("material");
+        assert!(matches!(tls.client(), Err(TlsError::NoCa)));
+        assert!(matches!(
+            tls.internal_server(PeerPolicy::new(["ingest"])),
+            Err(TlsError::NoCa)
+        ));
+    }
+}
