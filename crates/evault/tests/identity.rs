@@ -169,6 +169,65 @@ fn up_runs_a_local_issuer_whose_dev_token_appends_and_mints_more() {
 }
 
 #[test]
+fn closed_reads_need_the_read_scope_over_grpc_and_http() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let vault = up(&data, &["--public-reads=false"]);
+    let dev = std::fs::read_to_string(data.join("dev-token")).expect("dev-token");
+    let dev = dev.trim().to_string();
+    let mint = |sub: &str, scope: &str| {
+        ok(&evault()
+            .args(["token", "--data-dir"])
+            .arg(&data)
+            .args(["--sub", sub, "--scope", scope])
+            .output()
+            .expect("evault token"))
+        .trim()
+        .to_string()
+    };
+    let writer = mint("wanda", "evault.append");
+    let rt = runtime();
+    rt.block_on(append(&vault.url, &dev, "closed"))
+        .expect("append");
+
+    let checkpoint = |token: Option<&str>| {
+        rt.block_on(async {
+            let mut tree = TreeServiceClient::connect(vault.url.clone())
+                .await
+                .expect("connect");
+            let mut request = tonic::Request::new(GetCheckpointRequest {});
+            if let Some(token) = token {
+                let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("header");
+                request.metadata_mut().insert("authorization", value);
+            }
+            tree.get_checkpoint(request).await.map(|_| ())
+        })
+    };
+    let anonymous = checkpoint(None).expect_err("an anonymous read");
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let denied = checkpoint(Some(&writer)).expect_err("a writer reading");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("evault.read"), "{denied:?}");
+    checkpoint(Some(&dev)).expect("a reader reads");
+
+    // The tile API answers the same, in HTTP's words.
+    let get = |token: Option<&str>| {
+        let mut request = ureq::get(format!("{}/checkpoint", vault.url));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        match request.call() {
+            Ok(response) => response.status().as_u16(),
+            Err(ureq::Error::StatusCode(code)) => code,
+            Err(e) => panic!("GET /checkpoint: {e}"),
+        }
+    };
+    assert_eq!(get(None), 401);
+    assert_eq!(get(Some(&writer)), 403);
+    assert_eq!(get(Some(&dev)), 200);
+}
+
+#[test]
 fn token_refuses_bad_usage_with_exit_2() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for (args, says) in [
