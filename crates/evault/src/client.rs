@@ -21,22 +21,37 @@ pub(crate) struct ServerArgs {
     /// The vault's gateway.
     #[arg(long, env = "EVAULT_SERVER", default_value = "http://127.0.0.1:7400")]
     pub(crate) server: String,
-    /// The CA to trust for an https:// --server (PEM, e.g. the ca.pem of
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+}
+
+/// The CA a client trusts for https:// addresses.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CaArgs {
+    /// The CA to trust for an https:// address (PEM, e.g. the ca.pem of
     /// `evault dev-certs`, or the system's bundle of public CAs).
     #[arg(long, env = "EVAULT_TLS_CA", value_name = "FILE")]
     tls_ca: Option<PathBuf>,
 }
 
+impl CaArgs {
+    /// The PEM text of --tls-ca; `None` without it.
+    pub(crate) fn pem(&self) -> Result<Option<Vec<u8>>, Failure> {
+        self.tls_ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| usage(format!("--tls-ca {}: {e}", path.display())))
+            })
+            .transpose()
+    }
+}
+
 impl ServerArgs {
     async fn channel(&self) -> Result<Channel, Failure> {
-        let tls = match &self.tls_ca {
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| usage(format!("--tls-ca {}: {e}", path.display())))?;
-                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-            }
-            None => None,
-        };
+        let tls = self
+            .ca
+            .pem()?
+            .map(|pem| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)));
         // The vault's own transport settings: TCP_NODELAY, and HTTP/2
         // keep-alive, so a vault that vanishes without closing the
         // connection is noticed within half a minute instead of never.

@@ -8,6 +8,7 @@ use clap::Args;
 use evault_core::audit;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::client::CaArgs;
 use crate::keys::TrustedKeys;
 use crate::outcome::{Outcome, usage};
 use crate::source::Source;
@@ -32,6 +33,8 @@ pub(crate) struct FsckArgs {
     /// `http://` / `https://` base URL.
     #[arg(value_name = "DIR_OR_URL")]
     log: String,
+    #[command(flatten)]
+    ca: CaArgs,
 }
 
 pub(crate) fn run(args: FsckArgs) -> Outcome {
@@ -41,7 +44,7 @@ pub(crate) fn run(args: FsckArgs) -> Outcome {
         .as_ref()
         .map(|p| std::fs::read(p).map_err(|e| usage(format!("--previous {}: {e}", p.display()))))
         .transpose()?;
-    let mut source = Source::open(&args.log)?;
+    let mut source = Source::open(&args.log, &args.ca)?;
 
     let bar = ProgressBar::hidden();
     let mut progress = |done: u64, total: u64| {

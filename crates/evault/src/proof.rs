@@ -11,7 +11,7 @@ use evault_core::{
 use evault_proto::v1::GetInclusionProofRequest;
 use evault_proto::v1::get_inclusion_proof_request::Leaf;
 
-use crate::client::{ServerArgs, fetch_entry, rpc_failure};
+use crate::client::{CaArgs, ServerArgs, fetch_entry, rpc_failure};
 use crate::outcome::{Failure, Outcome, invalid, usage};
 use crate::source::Source;
 
@@ -44,7 +44,7 @@ pub(crate) struct ProofArgs {
 
 pub(crate) fn run(args: ProofArgs) -> Outcome {
     let receipt = match &args.log {
-        Some(log) => from_tiles(log, args.index)?,
+        Some(log) => from_tiles(log, &args.server.ca, args.index)?,
         None => from_server(&args.server, args.index)?,
     };
     match &args.out {
@@ -97,8 +97,8 @@ fn from_server(server: &ServerArgs, index: u64) -> Result<Vec<u8>, Failure> {
 }
 
 /// The receipt of entry `index` of the tile log at `log`.
-fn from_tiles(log: &str, index: u64) -> Result<Vec<u8>, Failure> {
-    let mut source = Source::open(log)?;
+fn from_tiles(log: &str, ca: &CaArgs, index: u64) -> Result<Vec<u8>, Failure> {
+    let mut source = Source::open(log, ca)?;
     let note = source
         .checkpoint()
         .map_err(|e| source.failure(log, format!("checkpoint: {e}")))?;

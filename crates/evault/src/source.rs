@@ -2,10 +2,13 @@
 //! or an HTTP base URL.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use evault_core::tile::{BundleId, TileId};
 use evault_core::{LogSource, TileReader};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
+use crate::client::CaArgs;
 use crate::outcome::{Failure, invalid, usage};
 
 /// Upper bounds on what one resource may be: a checkpoint note, a tile,
@@ -21,10 +24,21 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// A directory path, or a base URL starting with `http://` or `https://`.
-    pub(crate) fn open(log: &str) -> Result<Self, Failure> {
-        if log.starts_with("http://") || log.starts_with("https://") {
-            return Ok(Source::Http(HttpLog::new(log)));
+    /// A directory path, or a base URL starting with `http://` or
+    /// `https://`. An `https://` log is trusted by the CA of `ca` if it
+    /// gives one, by the public CAs (Mozilla's list) if not; with a CA, an
+    /// `http://` log is refused rather than read in plaintext.
+    pub(crate) fn open(log: &str, ca: &CaArgs) -> Result<Self, Failure> {
+        if log.starts_with("https://") {
+            return Ok(Source::Http(HttpLog::new(log, ca.pem()?.as_deref())?));
+        }
+        if log.starts_with("http://") {
+            if ca.pem()?.is_some() {
+                return Err(usage(format!(
+                    "{log}: --tls-ca is given, so the address must be https://"
+                )));
+            }
+            return Ok(Source::Http(HttpLog::new(log, None)?));
         }
         let dir = PathBuf::from(log);
         if !dir.is_dir() {
@@ -88,12 +102,33 @@ pub(crate) struct HttpLog {
 }
 
 impl HttpLog {
-    fn new(base: &str) -> Self {
-        HttpLog {
-            base: format!("{}/", base.trim_end_matches('/')),
-            agent: ureq::Agent::new_with_defaults(),
-            transport_error: None,
+    /// The log at `base`, over TLS trusting only the certificates of the
+    /// PEM text `ca` if given.
+    fn new(base: &str, ca: Option<&[u8]>) -> Result<Self, Failure> {
+        let mut config = ureq::Agent::config_builder();
+        if let Some(pem) = ca {
+            let mut roots = Vec::new();
+            for item in ureq::tls::parse_pem(pem) {
+                if let PemItem::Certificate(cert) =
+                    item.map_err(|e| usage(format!("--tls-ca: {e}")))?
+                {
+                    roots.push(cert);
+                }
+            }
+            if roots.is_empty() {
+                return Err(usage("--tls-ca: no PEM certificate"));
+            }
+            config = config.tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::Specific(Arc::new(roots)))
+                    .build(),
+            );
         }
+        Ok(HttpLog {
+            base: format!("{}/", base.trim_end_matches('/')),
+            agent: config.build().new_agent(),
+            transport_error: None,
+        })
     }
 
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, String> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use clap::builder::NonEmptyStringValueParser;
-use evault_proto::tls::{PeerPolicy, RoleTls, ServerTls, TlsError};
+use evault_proto::tls::{PeerPolicy, PublicTls, RoleTls, ServerTls, TlsError};
 use tonic::transport::ClientTlsConfig;
 
 use crate::outcome::{Failure, usage};
@@ -47,15 +47,17 @@ pub(crate) struct InternalTlsArgs {
     allow_peer: Vec<String>,
 }
 
-/// A role's TLS, both ways; `None` where it speaks plaintext.
-pub(crate) struct RoleTlsConfig {
+/// A role's TLS, both ways; `None` where it speaks plaintext. `S` is how
+/// its listener speaks it: mutual TLS on an internal role, [`PublicTls`]
+/// on the gateway.
+pub(crate) struct RoleTlsConfig<S = ServerTls> {
     /// For its own listener.
-    pub(crate) server: Option<ServerTls>,
+    pub(crate) server: Option<S>,
     /// For the roles it calls.
     pub(crate) client: Option<ClientTlsConfig>,
 }
 
-impl RoleTlsConfig {
+impl<S> RoleTlsConfig<S> {
     /// The scheme of the listener's address.
     pub(crate) fn scheme(&self) -> &'static str {
         if self.server.is_some() {
@@ -103,7 +105,7 @@ impl TlsArgs {
 
     /// The gateway's: TLS on its public listener without asking for client
     /// certificates, and, with a CA, mutual TLS to ingest and tree.
-    pub(crate) fn public(&self) -> Result<RoleTlsConfig, Failure> {
+    pub(crate) fn public(&self) -> Result<RoleTlsConfig<PublicTls>, Failure> {
         let Some(material) = self.load()? else {
             return Ok(RoleTlsConfig {
                 server: None,

@@ -306,6 +306,47 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
     }
     assert_eq!(verified, 20);
 
+    // The public reads work over the gateway's TLS too: the tile API
+    // (HTTP/1.1) for fsck, gRPC for checkpoint and consistency, all
+    // trusting the vault's CA.
+    let ca = certs.ca();
+    let vkey_file = path(&vkey);
+    let audited = succeeded(&run(&[
+        "fsck",
+        "--vkey-file",
+        &vkey_file,
+        "--tls-ca",
+        &ca,
+        &gateway.url,
+    ]));
+    assert!(audited.contains("tree size  20"), "{audited}");
+    let kept = path(&tmp.path().join("kept.checkpoint"));
+    succeeded(&run(&[
+        "checkpoint",
+        "--server",
+        &gateway.url,
+        "--tls-ca",
+        &ca,
+        "-o",
+        &kept,
+    ]));
+    succeeded(&run(&[
+        "consistency",
+        "--server",
+        &gateway.url,
+        "--tls-ca",
+        &ca,
+        "--vkey-file",
+        &vkey_file,
+        "--from",
+        &kept,
+    ]));
+    // Without the CA, the gateway's certificate is not trusted.
+    refused(
+        &run(&["fsck", "--vkey-file", &vkey_file, &gateway.url]),
+        &gateway.url,
+    );
+
     // The signer serves tree, and no one else.
     let keys = call_signer(&signer.url, &certs.client("tree", &certs)).expect("tree is served");
     assert_eq!(keys.len(), 1);

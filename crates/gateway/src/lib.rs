@@ -18,7 +18,7 @@ use std::future::Future;
 
 use evault_proto::guard::GuardedIncoming;
 use evault_proto::inflight::RequestBytesLimit;
-use evault_proto::tls::ServerTls;
+use evault_proto::tls::PublicTls;
 use tonic_health::ServingStatus;
 
 pub use proxy::{IngestProxy, TreeProxy};
@@ -31,9 +31,9 @@ const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"]
 /// `http` on `incoming`, until `shutdown` completes: HTTP/1.1 and HTTP/2 on
 /// one port, with the vault's transport settings (`TCP_NODELAY`, windows
 /// sized to h2's data-frame budget) like every other role. Over TLS with
-/// `tls`, which for the public is
-/// [`RoleTls::public_server`](evault_proto::tls::RoleTls::public_server):
-/// no client certificate asked for. The request bytes it holds stay within
+/// `tls` ([`RoleTls::public_server`](evault_proto::tls::RoleTls::public_server)):
+/// HTTP/1.1 and HTTP/2 still, and no client certificate asked for. The
+/// request bytes it holds stay within
 /// the [`RequestBytesLimit`] of `incoming`'s limits.
 /// `incoming` is a listener's connections within their limits
 /// ([`evault_proto::transport::incoming`]).
@@ -41,7 +41,7 @@ pub async fn serve(
     incoming: GuardedIncoming,
     grpc: tonic::service::Routes,
     http: axum::Router,
-    tls: Option<ServerTls>,
+    tls: Option<PublicTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -58,15 +58,24 @@ pub async fn serve(
         .into_axum_router()
         .merge(http)
         .fallback(unrouted);
-    evault_proto::tls::secure(
-        evault_proto::transport::server()
-            .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes)),
-        tls.as_ref(),
-    )?
-    .accept_http1(true)
-    .add_routes(tonic::service::Routes::from(router))
-    .serve_with_incoming_shutdown(incoming, shutdown)
-    .await
+    let server = evault_proto::transport::server()
+        .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes))
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(router));
+    // TLS is terminated before the server sees a connection, not by tonic,
+    // whose TLS would offer HTTP/2 alone.
+    match tls {
+        Some(tls) => {
+            server
+                .serve_with_incoming_shutdown(tls.incoming(incoming), shutdown)
+                .await
+        }
+        None => {
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
 
 /// The answer to a request no route takes. A gRPC call to a service not

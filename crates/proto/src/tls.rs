@@ -10,26 +10,35 @@
 //! certificate under the wrong name gets `PERMISSION_DENIED`. Calling out,
 //! a role presents its own certificate and trusts only the CA
 //! ([`endpoint`]). The gateway's public listener speaks TLS without asking
-//! for a client certificate ([`RoleTls::public_server`]).
+//! for a client certificate ([`RoleTls::public_server`]), and offers both
+//! HTTP/2 and HTTP/1.1 (ALPN `h2` and `http/1.1`), for the readers of the
+//! tile API as much as for gRPC clients ([`PublicTls::incoming`]).
 //!
 //! It does not issue or renew certificates (cert-manager does in
 //! Kubernetes, `evault dev-certs` for local runs), check revocation, or
 //! reload files while running: renewed certificates take effect when the
 //! process restarts.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use rustls::pki_types::pem::{self, PemObject as _};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
 use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig};
 use tower::layer::util::Stack;
 use tower::{Layer, Service};
+
+use crate::guard::{GuardedIncoming, GuardedStream};
 
 /// How long a TLS handshake may take, on either end: a peer that stalls
 /// mid-handshake holds nothing for longer.
@@ -76,6 +85,9 @@ pub enum TlsError {
 pub struct RoleTls {
     identity: Identity,
     ca: Option<Certificate>,
+    /// The same identity, for the public listener, which terminates TLS
+    /// itself ([`PublicTls`]).
+    public: Arc<rustls::ServerConfig>,
 }
 
 impl RoleTls {
@@ -92,12 +104,16 @@ impl RoleTls {
             pem::Error::NoItemsFound => TlsError::Key("no PEM private key".into()),
             other => TlsError::Key(other.to_string()),
         })?;
-        rustls::sign::CertifiedKey::from_der(
-            chain,
-            private,
-            &rustls::crypto::ring::default_provider(),
-        )
-        .map_err(|e| TlsError::Key(format!("not the certificate's key: {e}")))?;
+        let provider = rustls::crypto::ring::default_provider();
+        let certified = rustls::sign::CertifiedKey::from_der(chain, private, &provider)
+            .map_err(|e| TlsError::Key(format!("not the certificate's key: {e}")))?;
+        let mut public = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Key(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+        // HTTP/2 first: a gRPC client offers only `h2`, and must get it.
+        public.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let ca = match ca {
             Some(pem) => {
                 let mut roots = rustls::RootCertStore::empty();
@@ -111,6 +127,7 @@ impl RoleTls {
         Ok(RoleTls {
             identity: Identity::from_pem(cert, key),
             ca,
+            public: Arc::new(public),
         })
     }
 
@@ -119,23 +136,20 @@ impl RoleTls {
     pub fn internal_server(&self, callers: PeerPolicy) -> Result<ServerTls, TlsError> {
         let ca = self.ca.clone().ok_or(TlsError::NoCa)?;
         Ok(ServerTls {
-            config: self.server_config().client_ca_root(ca),
-            callers: Some(Arc::new(callers)),
+            config: ServerTlsConfig::new()
+                .identity(self.identity.clone())
+                .client_ca_root(ca)
+                .timeout(HANDSHAKE_TIMEOUT),
+            callers: Arc::new(callers),
         })
     }
 
-    /// Serving the public: TLS, and no client certificate asked for.
-    pub fn public_server(&self) -> ServerTls {
-        ServerTls {
-            config: self.server_config(),
-            callers: None,
+    /// Serving the public: TLS, HTTP/2 or HTTP/1.1, and no client
+    /// certificate asked for.
+    pub fn public_server(&self) -> PublicTls {
+        PublicTls {
+            acceptor: TlsAcceptor::from(Arc::clone(&self.public)),
         }
-    }
-
-    fn server_config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new()
-            .identity(self.identity.clone())
-            .timeout(HANDSHAKE_TIMEOUT)
     }
 
     /// Calling other roles: presents this role's certificate, and trusts
@@ -207,12 +221,11 @@ fn names_peer(allowed: &str, presented: &str) -> bool {
         && matches!(presented.get(allowed.len()), None | Some(b'.'))
 }
 
-/// How a role's server speaks TLS, and whom it serves.
+/// How an internal role's server speaks mutual TLS, and whom it serves.
 #[derive(Clone)]
 pub struct ServerTls {
     config: ServerTlsConfig,
-    /// `None` on a public listener: anyone may call.
-    callers: Option<Arc<PeerPolicy>>,
+    callers: Arc<PeerPolicy>,
 }
 
 /// `server`, speaking `tls` and serving only the callers it admits; or, as
@@ -222,10 +235,86 @@ pub fn secure<L>(
     tls: Option<&ServerTls>,
 ) -> Result<Server<Stack<PeerCheck, L>>, tonic::transport::Error> {
     let (server, callers) = match tls {
-        Some(tls) => (server.tls_config(tls.config.clone())?, tls.callers.clone()),
+        Some(tls) => (
+            server.tls_config(tls.config.clone())?,
+            Some(Arc::clone(&tls.callers)),
+        ),
         None => (server, None),
     };
     Ok(server.layer(PeerCheck { callers }))
+}
+
+/// How the public listener speaks TLS: no client certificate asked for,
+/// and HTTP/2 or HTTP/1.1 as the client offers (ALPN `h2`, `http/1.1`).
+///
+/// tonic's own TLS (`Server::tls_config`) offers only `h2`, so a client
+/// that offers only `http/1.1` (curl --http1.1, a tile reader) would fail
+/// the handshake; the listener terminates TLS here instead, and the server
+/// serves the decrypted connections as it does plaintext ones.
+#[derive(Clone)]
+pub struct PublicTls {
+    acceptor: TlsAcceptor,
+}
+
+impl PublicTls {
+    /// The connections of `incoming`, each once its TLS handshake has
+    /// completed. Handshakes run side by side, each in a task of its own
+    /// and within 10 s: a client that stalls delays no one else. A failed handshake is logged and its connection closed.
+    /// Serve them with `serve_with_incoming_shutdown`, without
+    /// `tls_config`.
+    pub fn incoming(&self, incoming: GuardedIncoming) -> TlsIncoming {
+        TlsIncoming {
+            acceptor: self.acceptor.clone(),
+            incoming,
+            handshakes: JoinSet::new(),
+        }
+    }
+}
+
+/// The connections of a listener after their TLS handshakes, in the order
+/// the handshakes complete ([`PublicTls::incoming`]). Like the listener's,
+/// the stream never ends and never fails. Dropping it abandons the
+/// handshakes under way.
+pub struct TlsIncoming {
+    acceptor: TlsAcceptor,
+    incoming: GuardedIncoming,
+    /// At most one per connection the listener holds, so bounded by its
+    /// connection limit.
+    handshakes: JoinSet<std::io::Result<TlsStream<GuardedStream>>>,
+}
+
+impl Stream for TlsIncoming {
+    type Item = Result<TlsStream<GuardedStream>, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // Every connection accepted so far starts its handshake; this
+        // leaves the listener's waker registered.
+        while let Poll::Ready(Some(Ok(connection))) = Pin::new(&mut this.incoming).poll_next(cx) {
+            let handshake = this.acceptor.accept(connection);
+            this.handshakes.spawn(async move {
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "TLS handshake timed out",
+                        ))
+                    })
+            });
+        }
+        loop {
+            // No handshake under way: the next connection wakes us.
+            let Some(done) = ready!(this.handshakes.poll_join_next(cx)) else {
+                return Poll::Pending;
+            };
+            match done {
+                Ok(Ok(connection)) => return Poll::Ready(Some(Ok(connection))),
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(error) => tracing::warn!(%error, "TLS handshake task failed"),
+            }
+        }
+    }
 }
 
 /// A client endpoint for the role at `url`, with the vault's transport

@@ -1,11 +1,13 @@
 //! Mutual TLS against real servers on port 0, with certificates made here:
-//! a signer-like server that admits only `tree`, and callers of every kind.
+//! a signer-like server that admits only `tree`, and callers of every kind;
+//! and the public listener, serving HTTP/2 and HTTP/1.1 over TLS.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use evault_proto::guard::ConnectionLimits;
-use evault_proto::tls::{PeerPolicy, RoleTls, ServerTls};
+use evault_proto::guard::{ConnectionLimits, GuardedIncoming};
+use evault_proto::tls::{PeerPolicy, PublicTls, RoleTls, ServerTls};
 use evault_proto::v1::signer_service_client::SignerServiceClient;
 use evault_proto::v1::signer_service_server::{SignerService, SignerServiceServer};
 use evault_proto::v1::{
@@ -15,6 +17,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 use tonic::transport::{Certificate, ClientTlsConfig};
 use tonic::{Code, Request, Response, Status};
 
@@ -92,23 +98,42 @@ struct Server {
     served: Counting,
 }
 
+/// A listener on port 0, its connections within the default limits, and
+/// its `https://` address.
+async fn listen() -> (GuardedIncoming, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
+    let incoming = evault_proto::transport::incoming(listener, ConnectionLimits::default());
+    (incoming, url)
+}
+
 impl Server {
     async fn start(tls: ServerTls) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let (incoming, url) = listen().await;
         let served = Counting::default();
         let router = evault_proto::tls::secure(evault_proto::transport::server(), Some(&tls))
             .expect("TLS server")
             .add_service(SignerServiceServer::new(served.clone()));
-        tokio::spawn(
-            router.serve_with_incoming(evault_proto::transport::incoming(
-                listener,
-                ConnectionLimits::default(),
-            )),
-        );
+        tokio::spawn(router.serve_with_incoming(incoming));
         Server { url, served }
+    }
+
+    /// A server on a public listener, as the gateway's: HTTP/1.1 and
+    /// HTTP/2, over `tls`.
+    async fn public(tls: PublicTls) -> Server {
+        let (incoming, url) = listen().await;
+        let served = Counting::default();
+        let router = evault_proto::transport::server()
+            .accept_http1(true)
+            .add_service(SignerServiceServer::new(served.clone()));
+        tokio::spawn(router.serve_with_incoming(tls.incoming(incoming)));
+        Server { url, served }
+    }
+
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("https://")
     }
 
     /// A signer that serves only `tree`, under `ca`.
@@ -231,10 +256,86 @@ async fn a_client_trusts_only_its_ca_for_the_server() {
 #[tokio::test]
 async fn a_public_server_asks_for_no_client_certificate() {
     let ca = Ca::new("vault CA");
-    let gateway = Server::start(ca.role("gateway").public_server()).await;
+    let gateway = Server::public(ca.role("gateway").public_server()).await;
     let anonymous = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem));
     gateway.call(&anonymous).await.expect("served");
     // Nor does it check the names of those who present one.
     gateway.call(&ca.client("anyone")).await.expect("served");
     assert_eq!(gateway.served(), 2);
+}
+
+/// A TLS connection to `server` that trusts `ca` and offers `alpn`.
+async fn tls_connect(
+    server: &Server,
+    ca: &Ca,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).expect("CA PEM"))
+        .expect("CA");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let socket = TcpStream::connect(server.addr()).await.expect("connect");
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, socket)
+        .await
+        .expect("handshake")
+}
+
+#[tokio::test]
+async fn a_public_server_speaks_http1_and_http2_on_one_port() {
+    let ca = Ca::new("vault CA");
+    let gateway = Server::public(ca.role("gateway").public_server()).await;
+    // A client that offers only HTTP/1.1, as curl --http1.1 and tile
+    // readers do, gets it...
+    let mut http1 = tls_connect(&gateway, &ca, &[b"http/1.1"]).await;
+    assert_eq!(http1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    http1
+        .write_all(b"GET /checkpoint HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = Vec::new();
+    http1.read_to_end(&mut response).await.expect("response");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 "), "{response}");
+    // ...one that offers both gets HTTP/2...
+    let both = tls_connect(&gateway, &ca, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(both.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // ...and gRPC is served on the same port.
+    let anonymous = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem));
+    assert_eq!(gateway.call(&anonymous).await.expect("served"), ["served"]);
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_does_not_hold_up_another() {
+    let ca = Ca::new("vault CA");
+    let gateway = Server::public(ca.role("gateway").public_server()).await;
+    // One client says nothing; another starts a TLS record and stops.
+    let _silent = TcpStream::connect(gateway.addr()).await.expect("connect");
+    let mut stalled = TcpStream::connect(gateway.addr()).await.expect("connect");
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .expect("write");
+    // Others are served long before those handshakes time out.
+    let anonymous = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem));
+    let served = tokio::time::timeout(Duration::from_secs(5), gateway.call(&anonymous))
+        .await
+        .expect("served while the others stall");
+    assert_eq!(served.expect("served"), ["served"]);
+    let http1 = tokio::time::timeout(
+        Duration::from_secs(5),
+        tls_connect(&gateway, &ca, &[b"http/1.1"]),
+    )
+    .await
+    .expect("a handshake while the others stall");
+    assert_eq!(http1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
