@@ -1,9 +1,11 @@
 //! Verifying bearer tokens against an identity provider's JWKS.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,6 +21,10 @@ use crate::{MAX_TOKEN_BYTES, Principal, Scope};
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 60;
+/// Tokens remembered as verified. Clients send the same token with every
+/// call until it expires, and checking a signature costs 50 to 400 µs
+/// (ES256 the most): the second call of a token costs a hash.
+const VERIFIED_TOKENS: usize = 4096;
 /// The longest a fetched JWKS is trusted, whatever its `max-age` says.
 const MAX_PERIOD: Duration = Duration::from_secs(24 * 3600);
 /// How long fetching a JWKS URL may take, from connecting to the last byte.
@@ -95,6 +101,19 @@ pub struct JwtVerifier {
     reloading: tokio::sync::Mutex<Option<Instant>>,
     /// The periodic refresh task, aborted when the verifier is dropped.
     refresher: OnceLock<AbortHandle>,
+    /// Bumped by every load of the keys: a token verified with an earlier
+    /// key set is verified again, so a retired key stops counting at once.
+    generation: AtomicU64,
+    /// Tokens verified, by SHA-256 of the token: the principal, until the
+    /// token's `exp`, for the key set generation it was verified with.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+/// A token verified earlier.
+struct Verified {
+    principal: Principal,
+    exp: u64,
+    generation: u64,
 }
 
 impl JwtVerifier {
@@ -123,6 +142,8 @@ impl JwtVerifier {
             keys: RwLock::new(Arc::new(keys)),
             reloading: tokio::sync::Mutex::new(None),
             refresher: OnceLock::new(),
+            generation: AtomicU64::new(0),
+            verified: Mutex::new(HashMap::new()),
         });
         let first = verifier.period(max_age);
         let task = tokio::spawn(refresh_periodically(Arc::downgrade(&verifier), first));
@@ -145,6 +166,42 @@ impl JwtVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(refused("token too large"));
         }
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(digest.as_ref());
+        if let Some(principal) = self.remembered(&fingerprint) {
+            return Ok(principal);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let (principal, exp) = self.verify_afresh(token).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(
+            fingerprint,
+            Verified {
+                principal: principal.clone(),
+                exp,
+                generation,
+            },
+        );
+        Ok(principal)
+    }
+
+    /// The principal of a token verified before with the current keys,
+    /// while it is valid (without the leeway: an old token is checked
+    /// afresh).
+    fn remembered(&self, fingerprint: &[u8; 32]) -> Option<Principal> {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let hit = verified.get(fingerprint)?;
+        (hit.generation == self.generation.load(Ordering::SeqCst) && unix_now() < hit.exp)
+            .then(|| hit.principal.clone())
+    }
+
+    /// [`JwtVerifier::verify`] without the memory of tokens verified:
+    /// the principal and the token's `exp`.
+    async fn verify_afresh(&self, token: &str) -> Result<(Principal, u64), Status> {
         let header = Header::parse(token)?;
         let alg = Alg::from_name(&header.alg)
             .ok_or_else(|| refused("algorithm not accepted (RS256, ES256, EdDSA only)"))?;
@@ -171,7 +228,10 @@ impl JwtVerifier {
         let mut refusal = refused("no key for the token's algorithm");
         for key in candidates {
             match decode::<Value>(token, &key.key, &validation) {
-                Ok(data) => return self.principal(data.claims),
+                Ok(data) => {
+                    let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                    return Ok((self.principal(data.claims)?, exp));
+                }
                 Err(e) => {
                     refusal = token_refusal(e.kind());
                     // The signature is checked before the claims: any
@@ -250,6 +310,7 @@ impl JwtVerifier {
             Ok((keys, max_age)) => {
                 tracing::debug!(source = %self.config.source, keys = keys.len(), "JWKS refreshed");
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+                self.generation.fetch_add(1, Ordering::SeqCst);
                 self.period(max_age)
             }
             Err(error) => {
@@ -442,6 +503,12 @@ fn token_refusal(kind: &ErrorKind) -> Status {
 
 fn refused(reason: &str) -> Status {
     Status::unauthenticated(reason)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -448,6 +448,14 @@ mod tests {
             new: TreeHead::empty(),
             proof: vec![],
         };
+        // Tests on other threads reach the same call site with no
+        // subscriber of theirs: if one registered it while this test's
+        // subscriber was being set, tracing cached "nobody listens" for it.
+        // Once the call site is registered, the cache is rebuilt with every
+        // subscriber there is, and the refusal asked for again.
+        assert!(signer.sign(&rollback).await.is_err());
+        tracing::callsite::rebuild_interest_cache();
+        captured.0.lock().expect("log").clear();
         assert!(signer.sign(&rollback).await.is_err());
         let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
         assert!(text.contains("ERROR"), "{text}");
