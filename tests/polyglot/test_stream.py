@@ -72,10 +72,13 @@ def test_python_stream_of_100000_gets_100000_receipts_while_the_signer_stalls(
         stubs, four_roles, run_tag):
     signer = four_roles.processes["signer"]
     resumed = threading.Event()
+    progress = vaultclient.StreamResult(count=STATEMENTS)
+    answered_at_resume = []
 
     def resume():
         if not resumed.is_set():
             resumed.set()
+            answered_at_resume.append(progress.answered)
             signer.signal(signal.SIGCONT)
 
     timer = threading.Timer(SIGNER_STALL_SECONDS, resume)
@@ -87,16 +90,19 @@ def test_python_stream_of_100000_gets_100000_receipts_while_the_signer_stalls(
         timer.start()
 
     try:
-        result = stream(stubs, four_roles, run_tag, at_receipts={MID_STREAM: stall})
+        result = stream(stubs, four_roles, run_tag, at_receipts={MID_STREAM: stall},
+                        result=progress)
     finally:
         timer.cancel()
         resume()
     assert stalled, f"the stream never reached {MID_STREAM} receipts: {result.summary()}"
     assert_all_receipts(result, four_roles, run_tag)
-    # The stall was felt: no receipt came back while the signer was stopped.
-    assert result.longest_gap >= SIGNER_STALL_SECONDS - 1.0, (
-        f"longest wait between receipts was {result.longest_gap:.2f} s; "
-        f"the signer's stall should have held them for about {SIGNER_STALL_SECONDS} s")
+    # The stream spanned the stall: receipts were still owed when the
+    # signer came back (none can be signed while it is stopped), and they
+    # all came. Counted, not timed: receipts already signed and buffered
+    # keep arriving for a while after the stop on a loaded machine.
+    assert answered_at_resume and answered_at_resume[0] < STATEMENTS, (
+        f"the stream had ended before the signer resumed: {result.summary()}")
 
 
 def test_stream_ended_by_a_lost_ingest_is_unavailable(stubs, four_roles, run_tag):

@@ -263,6 +263,7 @@ def run_stream(
     timeout: float = 300.0,
     sample_ids=(),
     at_receipts: dict[int, Callable[[], None]] | None = None,
+    result: StreamResult | None = None,
 ) -> StreamResult:
     """Sends `count` fresh statements over one AppendStream to `target`
     (host:port) and reads every response.
@@ -271,10 +272,11 @@ def run_stream(
     order, exactly once, and a receipt's checkpoint names `origin` (when
     given) and covers its index. `at_receipts` maps a receipt count to an
     action run when that many receipts have come back (e.g. stopping a
-    process mid-stream)."""
+    process mid-stream). `result`, when given, is filled as responses come,
+    for another thread to watch the stream's progress."""
     import grpc
 
-    result = StreamResult(count=count)
+    result = result if result is not None else StreamResult(count=count)
     pending = dict(at_receipts or {})
     wanted = set(sample_ids)
     seen = bytearray(count)
