@@ -168,10 +168,7 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 let listener = bind(&a.listen).await?;
                 announce("ingest", &listener, tls.scheme())?;
                 with_store!(storage, store => {
-                    let mut ingest = IngestGrpc::new(auth, store, Batcher::start(tree, BatchConfig::default()));
-                    if let Some(rate) = rate {
-                        ingest = ingest.with_rate_limit(rate);
-                    }
+                    let ingest = IngestGrpc::new(auth, rate, store, Batcher::start(tree, BatchConfig::default()));
                     evault_ingest::serve(a.connections.incoming(listener), ingest, tls.server, shutdown_signal()).await.map_err(served_error("ingest"))
                 })
             }

@@ -178,10 +178,7 @@ where
             .map_err(|e| usage(format!("opening the log: {e}")))?,
     );
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
-    let mut ingest = IngestGrpc::new(auth.clone(), store.clone(), batcher);
-    if let Some(rate) = rate {
-        ingest = ingest.with_rate_limit(rate);
-    }
+    let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), batcher);
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(origin, store.clone()));
     // Appends need a token with evault.append; reads one with evault.read
     // unless reads are public.

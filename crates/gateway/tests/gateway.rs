@@ -85,7 +85,7 @@ async fn start(separate: bool) -> Vault {
             .expect("tree"),
     );
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
-    let ingest = IngestGrpc::new(auth().await, store.clone(), batcher);
+    let ingest = IngestGrpc::new(auth().await, None, store.clone(), batcher);
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(ORIGIN, store.clone()));
     let grpc = if separate {
         let (tree_listener, tree_url) = listener().await;

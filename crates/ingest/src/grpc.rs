@@ -68,31 +68,23 @@ impl<E> Clone for IngestGrpc<E> {
 }
 
 impl<E: EvidenceStore> IngestGrpc<E> {
-    /// Ingest admitting the callers `auth` admits, storing uploaded
-    /// evidence in `evidence`, queueing on `batcher`.
-    pub fn new(auth: AuthLayer, evidence: E, batcher: Batcher) -> Self {
+    /// Ingest admitting the callers `auth` admits, holding each principal
+    /// to `rate` appends when given, storing uploaded evidence in
+    /// `evidence`, queueing on `batcher`.
+    pub fn new(
+        auth: AuthLayer,
+        rate: Option<crate::limit::RateLimit>,
+        evidence: E,
+        batcher: Batcher,
+    ) -> Self {
         IngestGrpc {
             auth,
             inner: Arc::new(Inner {
                 evidence,
-                limiter: None,
+                limiter: rate.map(PrincipalLimiter::new),
                 batcher,
                 streams_in_flight: Arc::new(Semaphore::new(STREAMS_IN_FLIGHT)),
             }),
-        }
-    }
-
-    /// Limits each principal to `limit` appends.
-    pub fn with_rate_limit(self, limit: crate::limit::RateLimit) -> Self {
-        let inner = Arc::try_unwrap(self.inner)
-            .map(|mut inner| {
-                inner.limiter = Some(PrincipalLimiter::new(limit));
-                inner
-            })
-            .unwrap_or_else(|_| unreachable!("a new ingest is not shared yet"));
-        IngestGrpc {
-            auth: self.auth,
-            inner: Arc::new(inner),
         }
     }
 

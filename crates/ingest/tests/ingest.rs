@@ -86,10 +86,7 @@ async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>)
     } else {
         Batcher::start(tree, config)
     };
-    let mut ingest = IngestGrpc::new(auth().await, store.clone(), batcher);
-    if let Some(rate) = rate {
-        ingest = ingest.with_rate_limit(rate);
-    }
+    let ingest = IngestGrpc::new(auth().await, rate, store.clone(), batcher);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
