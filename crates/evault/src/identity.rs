@@ -114,11 +114,7 @@ impl AuthArgs {
         }
         let issuer = LocalIssuer::open_or_create(data_dir).map_err(usage)?;
         let token = issuer
-            .mint(
-                "dev",
-                &[Scope::Append, Scope::Read, Scope::Admin],
-                DEV_TOKEN_TTL,
-            )
+            .mint("dev", &Scope::ALL, DEV_TOKEN_TTL)
             .map_err(usage)?;
         let dev_token = data_dir.join("dev-token");
         crate::vault::write_file(&dev_token, &format!("{token}\n"), false)?;

@@ -35,11 +35,7 @@ fn issuer() -> &'static (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let issuer = LocalIssuer::open_or_create(dir.path()).expect("issuer");
         let token = issuer
-            .mint(
-                "dev",
-                &[Scope::Append, Scope::Read, Scope::Admin],
-                Duration::from_secs(3600),
-            )
+            .mint("dev", &Scope::ALL, Duration::from_secs(3600))
             .expect("token");
         (dir, token)
     })
