@@ -36,7 +36,9 @@ fn check_signer(signer: &SigningKey) {
         Ok(note) => note,
         Err(e) => panic!("fixed note text refused: {e}"),
     };
-    note.sign(signer);
+    if let Err(e) = note.sign(signer) {
+        panic!("an in-memory key failed to sign: {e}");
+    }
     let parsed = match Note::parse(&note.to_bytes()) {
         Ok(parsed) => parsed,
         Err(e) => panic!("signed note does not parse: {e}"),

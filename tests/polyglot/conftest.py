@@ -253,9 +253,10 @@ def vault_up(spawn, tmp_path) -> Vault:
 
 @pytest.fixture
 def four_roles(pg_schema, spawn, evault_bin, tmp_path) -> Vault:
-    """signer, tree, ingest and gateway as four processes on one PostgreSQL
-    schema; clients go to the gateway. (pg_schema comes first so that it is
-    dropped after the processes are killed.)"""
+    """signer, tree, ingest and gateway as four processes, the log in one
+    PostgreSQL schema and the signer's record in a file of its own; clients
+    go to the gateway. (pg_schema comes first so that it is dropped after
+    the processes are killed.)"""
     origin = "polyglot.test/four-roles"
     key = tmp_path / "signing.key"
     subprocess.run(
@@ -272,12 +273,14 @@ def four_roles(pg_schema, spawn, evault_bin, tmp_path) -> Vault:
     ).stdout.strip()
     identity = ("--jwks-file", str(issuer / "jwks.json"), "--jwt-issuer", "evault-local",
                 "--jwt-audience", "evault")
-    common = ("--database-url", pg_schema, "--origin", origin, "--listen", "127.0.0.1:0",
-              "--data-dir", str(tmp_path / "data"))
+    common = ("--origin", origin, "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"))
+    log = ("--database-url", pg_schema)
+    # The signer keeps its record apart from the log: here a file of its
+    # own in the data directory (it refuses the log's database).
     signer = spawn("signer", "serve", "signer", *common, "--key-file", str(key))
-    tree = spawn("tree", "serve", "tree", *common, "--signer", signer.url)
-    ingest = spawn("ingest", "serve", "ingest", *common, "--tree", tree.url, *identity)
-    gateway = spawn("gateway", "serve", "gateway", *common, "--ingest", ingest.url,
+    tree = spawn("tree", "serve", "tree", *common, *log, "--signer", signer.url)
+    ingest = spawn("ingest", "serve", "ingest", *common, *log, "--tree", tree.url, *identity)
+    gateway = spawn("gateway", "serve", "gateway", *common, *log, "--ingest", ingest.url,
                     "--tree", tree.url, *identity)
     return Vault(gateway.target, token, origin,
                  {"signer": signer, "tree": tree, "ingest": ingest, "gateway": gateway})

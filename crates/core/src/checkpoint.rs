@@ -5,7 +5,7 @@
 //! only when signed by a key whose name is its origin.
 
 use crate::hash::Hash;
-use crate::note::{Note, NoteError, SigningKey, VerifierKey};
+use crate::note::{Note, NoteError, NoteSigner, VerifierKey};
 use crate::tile::parse_decimal;
 
 /// A tree head: which log, how many entries, which root.
@@ -97,10 +97,10 @@ impl Checkpoint {
     }
 
     /// Signs the checkpoint with every key in `keys`, in order.
-    pub fn sign(&self, keys: &[&SigningKey]) -> Result<Vec<u8>, CheckpointError> {
+    pub fn sign<K: NoteSigner + ?Sized>(&self, keys: &[&K]) -> Result<Vec<u8>, CheckpointError> {
         let mut note = Note::new(&self.to_text())?;
         for key in keys {
-            note.sign(key);
+            note.sign(*key)?;
         }
         Ok(note.to_bytes())
     }
@@ -144,6 +144,7 @@ pub fn open_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::note::SigningKey;
 
     fn cp() -> Checkpoint {
         Checkpoint {

@@ -30,7 +30,9 @@ pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint, open_checkpo
 pub use entry::{EntryError, EvidenceEntry};
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
 pub use integrate::Integrator;
-pub use note::{KeyError, Note, NoteError, SigningKey, VerifierKey, parse_verifier_keys};
+pub use note::{
+    KeyError, Note, NoteError, NoteSigner, SigningKey, VerifierKey, parse_verifier_keys,
+};
 pub use proof::{
     ProofError, ProofPlan, ProveError, TileNodes, TileReader, TreeReader, verify_consistency,
     verify_inclusion,

@@ -72,6 +72,29 @@ pub enum NoteError {
     /// The note text cannot be signed.
     #[error("note text must be non-empty UTF-8 ending in a newline, without control characters")]
     BadText,
+    /// A signing key failed, or produced a signature its own verifier key
+    /// rejects (a token answering with another key than it claims to hold).
+    #[error("signing key {key}: {reason}")]
+    Signer {
+        /// The key's verifier key.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Whatever signs note text with an Ed25519 key under a name: a key in
+/// memory ([`SigningKey`]) or one that never leaves a hardware token.
+///
+/// A signer may fail (a token unplugged, a session lost); [`Note::sign`]
+/// turns that into [`NoteError::Signer`] and checks every signature it is
+/// given against [`NoteSigner::verifier_key`] before using it.
+pub trait NoteSigner: Send + Sync {
+    /// The verifier key of this signer: its name, key ID and public key.
+    fn verifier_key(&self) -> &VerifierKey;
+
+    /// The 64-byte Ed25519 signature of `text`.
+    fn sign_text(&self, text: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// Whether a key name is valid: non-empty, no white space, no `+`.
@@ -165,7 +188,16 @@ impl VerifierKey {
             .is_ok()
     }
 
-    fn from_public_key(name: &str, public_key: [u8; 32]) -> Self {
+    /// The verifier key of the Ed25519 `public_key` signing under `name`,
+    /// e.g. a key that lives in a hardware token.
+    pub fn from_public_key(name: &str, public_key: [u8; 32]) -> Result<Self, KeyError> {
+        if !is_valid_key_name(name) {
+            return Err(KeyError::Malformed("invalid key name"));
+        }
+        Ok(Self::named(name, public_key))
+    }
+
+    fn named(name: &str, public_key: [u8; 32]) -> Self {
         let mut key = vec![ALG_ED25519];
         key.extend_from_slice(&public_key);
         VerifierKey {
@@ -272,7 +304,7 @@ impl SigningKey {
             .map_err(|_| KeyError::Malformed("public key length"))?;
         Ok(SigningKey {
             name: name.to_string(),
-            verifier: VerifierKey::from_public_key(name, public_key),
+            verifier: VerifierKey::named(name, public_key),
             pair,
         })
     }
@@ -286,14 +318,15 @@ impl SigningKey {
     pub fn verifier_key(&self) -> &VerifierKey {
         &self.verifier
     }
+}
 
-    /// Signs `text` (the note text, which the signature covers verbatim).
-    pub fn sign(&self, text: &[u8]) -> NoteSignature {
-        NoteSignature {
-            name: self.name.clone(),
-            key_id: self.verifier.key_id,
-            signature: self.pair.sign(text).as_ref().to_vec(),
-        }
+impl NoteSigner for SigningKey {
+    fn verifier_key(&self) -> &VerifierKey {
+        &self.verifier
+    }
+
+    fn sign_text(&self, text: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(self.pair.sign(text).as_ref().to_vec())
     }
 }
 
@@ -437,12 +470,28 @@ impl Note {
     }
 
     /// Adds `key`'s signature after the existing ones, replacing an earlier
-    /// signature by the same key.
-    pub fn sign(&mut self, key: &SigningKey) {
-        let sig = key.sign(self.text.as_bytes());
+    /// signature by the same key. The signature is verified with the key's
+    /// verifier key first: a note never carries a line its own key rejects.
+    pub fn sign<K: NoteSigner + ?Sized>(&mut self, key: &K) -> Result<(), NoteError> {
+        let verifier = key.verifier_key();
+        let failed = |reason: String| NoteError::Signer {
+            key: verifier.to_string(),
+            reason,
+        };
+        let signature = key.sign_text(self.text.as_bytes()).map_err(failed)?;
+        if !verifier.verify(self.text.as_bytes(), &signature) {
+            return Err(failed(
+                "its signature does not verify with its verifier key".into(),
+            ));
+        }
         self.signatures
-            .retain(|s| !(s.name == sig.name && s.key_id == sig.key_id));
-        self.signatures.push(sig);
+            .retain(|s| !(s.name == verifier.name && s.key_id == verifier.key_id));
+        self.signatures.push(NoteSignature {
+            name: verifier.name.clone(),
+            key_id: verifier.key_id,
+            signature,
+        });
+        Ok(())
     }
 
     /// Checks the signatures against `keys` and returns the keys that
@@ -497,7 +546,7 @@ mod tests {
         let again = SigningKey::from_pem("vault.example/log", &pem_encode(&der)).expect("pem");
         assert_eq!(again.verifier_key(), key.verifier_key());
         let mut note = Note::new("hello\n").expect("text");
-        note.sign(&key);
+        note.sign(&key).expect("sign");
         let parsed = Note::parse(&note.to_bytes()).expect("parse");
         let keys = [VerifierKey::parse(&key.verifier_key().to_string()).expect("vkey")];
         assert_eq!(parsed.verify(&keys).expect("verify").len(), 1);
@@ -514,8 +563,63 @@ mod tests {
     fn signing_twice_with_one_key_keeps_one_line() {
         let (key, _) = SigningKey::generate("a").expect("generate");
         let mut note = Note::new("x\n").expect("text");
-        note.sign(&key);
-        note.sign(&key);
+        note.sign(&key).expect("sign");
+        note.sign(&key).expect("sign");
         assert_eq!(note.signatures().len(), 1);
+    }
+
+    /// A token that signs with another key than the public key it shows.
+    struct Impostor {
+        shown: VerifierKey,
+        actual: SigningKey,
+    }
+
+    impl NoteSigner for Impostor {
+        fn verifier_key(&self) -> &VerifierKey {
+            &self.shown
+        }
+        fn sign_text(&self, text: &[u8]) -> Result<Vec<u8>, String> {
+            self.actual.sign_text(text)
+        }
+    }
+
+    #[test]
+    fn a_signature_its_own_verifier_key_rejects_is_refused() {
+        let (shown, _) = SigningKey::generate("a").expect("generate");
+        let (actual, _) = SigningKey::generate("a").expect("generate");
+        let impostor = Impostor {
+            shown: shown.verifier_key().clone(),
+            actual,
+        };
+        let mut note = Note::new("x\n").expect("text");
+        let error = note.sign(&impostor).expect_err("refused");
+        assert!(matches!(error, NoteError::Signer { .. }), "{error}");
+        assert!(note.signatures().is_empty());
+    }
+
+    struct Unplugged(VerifierKey);
+
+    impl NoteSigner for Unplugged {
+        fn verifier_key(&self) -> &VerifierKey {
+            &self.0
+        }
+        fn sign_text(&self, _: &[u8]) -> Result<Vec<u8>, String> {
+            Err("token removed".into())
+        }
+    }
+
+    #[test]
+    fn a_failing_signer_names_its_key_and_reason() {
+        let (key, _) = SigningKey::generate("a").expect("generate");
+        let mut note = Note::new("x\n").expect("text");
+        let error = note
+            .sign(&Unplugged(key.verifier_key().clone()))
+            .expect_err("failed");
+        let message = error.to_string();
+        assert!(message.contains("token removed"), "{message}");
+        assert!(
+            message.contains(&key.verifier_key().to_string()),
+            "{message}"
+        );
     }
 }

@@ -33,6 +33,8 @@ mod keys;
 mod outcome;
 mod proof;
 mod serve;
+mod signer_store;
+mod signing_keys;
 mod source;
 mod tls;
 mod up;

@@ -1,7 +1,6 @@
 //! `evault serve <role>` and `evault migrate`: one role per process, for
 //! Kubernetes and other multi-process deployments.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
@@ -9,12 +8,14 @@ use evault_gateway::{IngestProxy, TileApi, TreeProxy};
 use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RemoteTree};
 use evault_proto::v1::ingest_service_server::IngestServiceServer;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
-use evault_signer::{CheckpointSigner, KeyFile};
+use evault_signer::CheckpointSigner;
 use evault_tree::{LogReader, RemoteSigner, Sequencer, TreeGrpc};
 
 use crate::connections::ConnectionArgs;
 use crate::identity::AuthArgs;
 use crate::outcome::{Failure, Outcome, usage};
+use crate::signer_store::{SignerStorageArgs, with_signer_store};
+use crate::signing_keys::SigningKeyArgs;
 use crate::tls::{InternalTlsArgs, TlsArgs};
 use crate::vault::{StorageArgs, bind, shutdown_signal, with_store};
 
@@ -30,7 +31,9 @@ pub(crate) struct ServeArgs {
 
 #[derive(Subcommand, Debug)]
 enum Role {
-    /// The key: signs checkpoints that extend the last one it signed.
+    /// The key: signs checkpoints that extend the last one it signed, as
+    /// recorded in its own store (a database or file of its own, never
+    /// the log's).
     Signer(SignerArgs),
     /// The log: sequences, integrates, publishes, serves proofs.
     Tree(TreeArgs),
@@ -43,16 +46,15 @@ enum Role {
 #[derive(Args, Debug)]
 struct SignerArgs {
     #[command(flatten)]
-    storage: StorageArgs,
+    storage: SignerStorageArgs,
     /// Address to serve SignerService on.
     #[arg(long, env = "EVAULT_LISTEN", default_value = "127.0.0.1:7403")]
     listen: String,
     /// The log's origin; the key signs under this name.
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: String,
-    /// The signing key (PKCS#8 PEM, from `evault keygen`).
-    #[arg(long, env = "EVAULT_KEY_FILE")]
-    key_file: PathBuf,
+    #[command(flatten)]
+    keys: SigningKeyArgs,
     #[command(flatten)]
     tls: InternalTlsArgs,
     #[command(flatten)]
@@ -146,13 +148,15 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
     runtime.block_on(async move {
         match args.role {
             Role::Signer(a) => {
-                let key = KeyFile::load(&a.key_file, &a.origin).map_err(usage)?;
+                let keys = a.keys.load(&a.origin)?.ok_or_else(|| {
+                    usage("no signing key: give --key-file FILE, or the --pkcs11-* flags")
+                })?;
                 let tls = a.tls.internal("signer", evault_signer::CALLERS)?;
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
                 announce("signer", &listener, tls.scheme())?;
-                with_store!(storage, store => {
-                    let signer = CheckpointSigner::new(&a.origin, vec![key], store).map_err(usage)?;
+                with_signer_store!(storage, store => {
+                    let signer = CheckpointSigner::new(&a.origin, keys, store).map_err(usage)?;
                     evault_signer::serve(a.connections.incoming(listener), signer, tls.server, shutdown_signal()).await.map_err(served_error("signer"))
                 })
             }
@@ -264,27 +268,49 @@ async fn lead(
     }
 }
 
-/// Apply the database migrations.
+/// Apply the database migrations: the log's, the signer's, or both.
 ///
 /// Safe to run from several replicas at once: an advisory lock lets one
-/// apply each migration.
+/// apply each migration. The log's and the signer's databases must be
+/// different ones; each refuses a database holding the other.
 #[derive(Args, Debug)]
 pub(crate) struct MigrateArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "EVAULT_DATABASE_URL")]
-    database_url: String,
+    /// PostgreSQL URL of the log's database.
+    #[arg(
+        long,
+        env = "EVAULT_DATABASE_URL",
+        required_unless_present = "signer_database_url"
+    )]
+    database_url: Option<String>,
+    /// PostgreSQL URL of the signer's own database.
+    #[arg(long, env = "EVAULT_SIGNER_DATABASE_URL")]
+    signer_database_url: Option<String>,
 }
 
 pub(crate) fn migrate(args: MigrateArgs) -> Outcome {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
-    let applied = runtime
-        .block_on(evault_storage::postgres::migrate(&args.database_url))
-        .map_err(|e| usage(format!("--database-url: {e}")))?;
-    if applied.is_empty() {
-        println!("database is up to date");
-    } else {
-        let versions: Vec<String> = applied.iter().map(u32::to_string).collect();
-        println!("applied migrations {}", versions.join(", "));
+    if let Some(url) = &args.database_url {
+        let applied = runtime
+            .block_on(evault_storage::postgres::migrate(url))
+            .map_err(|e| usage(format!("--database-url: {e}")))?;
+        report_migrations("", &applied);
+    }
+    if let Some(url) = &args.signer_database_url {
+        let applied = runtime
+            .block_on(evault_storage::signer::migrate_signer(url))
+            .map_err(|e| usage(format!("--signer-database-url: {e}")))?;
+        report_migrations("signer ", &applied);
     }
     Ok(())
+}
+
+/// Says what was migrated; `whose` is empty for the log's database,
+/// `"signer "` for the signer's.
+fn report_migrations(whose: &str, applied: &[u32]) {
+    if applied.is_empty() {
+        println!("{whose}database is up to date");
+    } else {
+        let versions: Vec<String> = applied.iter().map(u32::to_string).collect();
+        println!("applied {whose}migrations {}", versions.join(", "));
+    }
 }

@@ -1,17 +1,24 @@
 //! `evault up`: every role in one process.
 
 use clap::Args;
+use evault_signer::CheckpointSigner;
 
 use crate::connections::ConnectionArgs;
 use crate::identity::AuthArgs;
 use crate::outcome::{Outcome, usage};
+use crate::signer_store::{adopt_legacy, signer_file};
+use crate::signing_keys::SigningKeyArgs;
 use crate::vault::{DataDir, StorageArgs, bind, run_all, shutdown_signal, with_store};
 
 /// Run the whole vault in one process: ingest, tree, signer and gateway.
 ///
 /// State lives in the embedded store in --data-dir, or in PostgreSQL with
-/// --database-url. The first start creates the log's signing key and
-/// writes DATA_DIR/verifier-key (give it to whoever verifies receipts).
+/// --database-url; the signer's record of what it signed is always a file
+/// of its own, DATA_DIR/signer.redb, apart from the log. The first start creates the log's signing key in
+/// DATA_DIR/signing.key, unless keys are given with --key-file or the
+/// --pkcs11-* flags (every key given signs every checkpoint); each start
+/// writes DATA_DIR/verifier-key, one line per key (give it to whoever
+/// verifies receipts).
 /// Without --jwks-file or --jwks-url, it runs a local token issuer: its key
 /// in DATA_DIR/issuer-key, the public DATA_DIR/jwks.json, and, minted at
 /// every start, DATA_DIR/dev-token (a JWT for `dev` with every scope, which
@@ -28,6 +35,8 @@ pub(crate) struct UpArgs {
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
     #[command(flatten)]
+    keys: SigningKeyArgs,
+    #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
@@ -43,10 +52,14 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
             dir: args.storage.data_dir.clone(),
         };
         let origin = data.origin_for(args.origin.as_deref())?;
-        let key = data.signing_key(&origin)?;
+        let keys = data.signing_keys(&origin, &args.keys)?;
         let local = args.auth.layer_or_local(&data.dir).await?;
         let rate = args.auth.rate_limit()?;
         let storage = args.storage.open().await?;
+        // The signer's record is a file of its own, apart from the log
+        // wherever the log is, so that restoring the log's storage cannot
+        // roll it back.
+        let signer_store = signer_file(&data.dir)?;
         let listener = bind(&args.listen).await?;
         let addr = listener.local_addr().map_err(|e| usage(format!("--listen: {e}")))?;
         println!("evault up: serving {origin} on http://{addr}");
@@ -63,6 +76,14 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
                 format!("embedded, in {}", data.dir.display())
             }
         );
-        with_store!(storage, store => run_all(store, &origin, key, local.layer, rate, args.connections.incoming(listener), shutdown_signal()).await)
+        println!(
+            "  signer record {}",
+            data.dir.join(evault_storage::signer::SIGNER_FILE).display()
+        );
+        with_store!(storage, store => {
+            adopt_legacy(&store, &signer_store).await?;
+            let signer = CheckpointSigner::new(&origin, keys, signer_store).map_err(usage)?;
+            run_all(store, signer, local.layer, rate, args.connections.incoming(listener), shutdown_signal()).await
+        })
     })
 }

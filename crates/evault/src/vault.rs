@@ -7,19 +7,20 @@ use std::sync::Arc;
 
 use clap::Args;
 use evault_auth::AuthLayer;
-use evault_core::SigningKey;
 use evault_gateway::TileApi;
 use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RateLimit};
 use evault_proto::guard::GuardedIncoming;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
-use evault_signer::{CheckpointSigner, KeyFile, KeyFileError};
+use evault_signer::{CheckpointSigner, KeyFile, KeyFileError, LogKey};
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::postgres::{PostgresStore, migrate};
-use evault_storage::{EvidenceStore, LogStore, SignerStore};
+use evault_storage::signer::SignerFile;
+use evault_storage::{EvidenceStore, LogStore};
 use evault_tree::{LogReader, Sequencer, TreeGrpc};
 use tokio::net::TcpListener;
 
 use crate::outcome::{Failure, usage};
+use crate::signing_keys::SigningKeyArgs;
 
 /// Where the vault keeps its state: an embedded data directory, or
 /// PostgreSQL.
@@ -119,24 +120,36 @@ impl DataDir {
         }
     }
 
-    /// The signing key, created on first start, and its verifier key file.
-    pub(crate) fn signing_key(&self, origin: &str) -> Result<SigningKey, Failure> {
-        let path = self.key();
-        let key = match KeyFile::load(&path, origin) {
-            Ok(key) => key,
-            Err(KeyFileError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                KeyFile::create(&path, origin).map_err(usage)?
+    /// The keys the flags name or, without key flags, the directory's own
+    /// key, created on first start; and the verifier key file, one line
+    /// per key, rewritten to match.
+    pub(crate) fn signing_keys(
+        &self,
+        origin: &str,
+        flags: &SigningKeyArgs,
+    ) -> Result<Vec<LogKey>, Failure> {
+        let keys = match flags.load(origin)? {
+            Some(keys) => keys,
+            None => {
+                let path = self.key();
+                let key = match KeyFile::load(&path, origin) {
+                    Ok(key) => key,
+                    Err(KeyFileError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        KeyFile::create(&path, origin).map_err(usage)?
+                    }
+                    Err(e) => return Err(usage(e)),
+                };
+                vec![Box::new(key) as LogKey]
             }
-            Err(e) => return Err(usage(e)),
         };
-        write_file(
-            &self.verifier_key(),
-            &format!("{}\n", key.verifier_key()),
-            true,
-        )?;
-        Ok(key)
+        let lines: String = keys
+            .iter()
+            .map(|k| format!("{}\n", k.verifier_key()))
+            .collect();
+        write_file(&self.verifier_key(), &lines, true)?;
+        Ok(keys)
     }
 }
 
@@ -158,25 +171,27 @@ pub(crate) fn write_file(path: &Path, text: &str, public: bool) -> Result<(), Fa
         .map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
-/// Every role in this process, serving `incoming` until `shutdown`.
+/// Every role in this process, serving `incoming` until `shutdown`: the
+/// log in `store`, signed by `signer`, whose record is kept apart from it.
 pub(crate) async fn run_all<S>(
     store: S,
-    origin: &str,
-    key: SigningKey,
+    signer: CheckpointSigner<SignerFile>,
     auth: AuthLayer,
     rate: Option<RateLimit>,
     incoming: GuardedIncoming,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Failure>
 where
-    S: LogStore + SignerStore + EvidenceStore + Clone,
+    S: LogStore + EvidenceStore + Clone,
 {
-    let signer = CheckpointSigner::new(origin, vec![key], store.clone()).map_err(usage)?;
+    let origin = signer.origin().to_string();
+    let origin = origin.as_str();
     let sequencer = Arc::new(
         Sequencer::open(origin, store.clone(), signer)
             .await
             .map_err(|e| usage(format!("opening the log: {e}")))?,
     );
+    let sequencing = sequencer.sequencing();
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), batcher);
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(origin, store.clone()));
@@ -188,7 +203,7 @@ where
         &auth,
     );
     let tiles = TileApi::new(origin, store).routes().layer(auth);
-    evault_gateway::serve(incoming, grpc, tiles, None, shutdown)
+    evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
         .await
         .map_err(|e| usage(format!("serving: {e}")))
 }

@@ -210,6 +210,8 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let certs = Certs::make(tmp.path().join("certs"));
     let schema = evault_test_support::PgSchema::create_blocking("evault_mtls");
+    // The signer keeps its record in a database of its own.
+    let signer_schema = evault_test_support::PgSchema::create_blocking("evault_mtls_signer");
     let key = tmp.path().join("signing.key");
     let vkey = tmp.path().join("verifier-key");
     succeeded(&run(&[
@@ -245,7 +247,12 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
     let with = |role: &str, extra: &[String]| {
         let mut command = evault();
         command
-            .args(["serve", role, "--database-url", &schema.url])
+            .args(["serve", role, "--database-url"])
+            .arg(if role == "signer" {
+                &signer_schema.url
+            } else {
+                &schema.url
+            })
             .args(["--origin", ORIGIN, "--listen", "127.0.0.1:0"])
             .args(certs.flags(role))
             .args(extra);
@@ -366,4 +373,5 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
 
     drop((signer, tree, ingest, gateway));
     schema.drop_blocking();
+    signer_schema.drop_blocking();
 }

@@ -345,6 +345,8 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let schema = postgres_schema();
     let db = schema.url.clone();
+    // The signer keeps its record in a database of its own.
+    let signer_schema = postgres_schema();
     let origin = "vault.example/four-roles";
     let key = tmp.path().join("signing.key");
     let vkey = tmp.path().join("verifier-key");
@@ -380,16 +382,14 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         "--jwt-audience",
         "evault",
     ];
-    let common = [
-        "--database-url",
-        db.as_str(),
-        "--origin",
-        origin,
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let common = ["--origin", origin, "--listen", "127.0.0.1:0"];
     let with = |role: &str, extra: &[&str]| {
-        let mut args = vec!["serve", role];
+        let database = if role == "signer" {
+            signer_schema.url.as_str()
+        } else {
+            db.as_str()
+        };
+        let mut args = vec!["serve", role, "--database-url", database];
         args.extend(common);
         args.extend(extra);
         start_server(&args)
@@ -458,4 +458,5 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
     ]));
     drop((signer, standby, ingest, gateway));
     schema.drop_blocking();
+    signer_schema.drop_blocking();
 }

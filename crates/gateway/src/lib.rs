@@ -6,7 +6,9 @@
 //! - the C2SP tlog-tiles HTTP read API ([`TileApi`]): `/checkpoint`
 //!   (`no-cache`), `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`
 //!   (cacheable forever), only within the latest published checkpoint;
-//! - gRPC health (`grpc.health.v1.Health`).
+//! - gRPC health (`grpc.health.v1.Health`); with the tree in process
+//!   ([`serve_reporting`]), `IngestService` is `NOT_SERVING` while the
+//!   tree refuses to sequence.
 //!
 //! The gateway reads the log's storage for tiles but never writes to it,
 //! and holds no key.
@@ -19,13 +21,18 @@ use std::future::Future;
 use evault_proto::guard::GuardedIncoming;
 use evault_proto::inflight::RequestBytesLimit;
 use evault_proto::tls::PublicTls;
+use tokio::sync::watch;
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 pub use proxy::{IngestProxy, TreeProxy};
 pub use tiles::TileApi;
 
 /// The public services, reported healthy while the gateway serves.
 const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"];
+
+/// The service whose health follows whether appends can be sequenced.
+const APPENDS: &str = "evault.v1.IngestService";
 
 /// Serves `grpc` (the public services), gRPC health and the HTTP routes
 /// `http` on `incoming`, until `shutdown` completes: HTTP/1.1 and HTTP/2 on
@@ -44,6 +51,24 @@ pub async fn serve(
     tls: Option<PublicTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    // Whether a forwarded append can succeed is the tree's to report, on
+    // its own health.
+    let (_always, appending) = watch::channel(true);
+    serve_reporting(incoming, grpc, http, tls, appending, shutdown).await
+}
+
+/// [`serve`], with `IngestService` reported `NOT_SERVING` on gRPC health
+/// while `appending` is false: `evault up` passes its in-process tree's
+/// `Sequencer::sequencing`, false while the log's storage does not hold
+/// what the signer signed and appends are refused.
+pub async fn serve_reporting(
+    incoming: GuardedIncoming,
+    grpc: tonic::service::Routes,
+    http: axum::Router,
+    tls: Option<PublicTls>,
+    mut appending: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in SERVICES {
         reporter
@@ -53,6 +78,16 @@ pub async fn serve(
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
+    // Said before the first call is served, then followed.
+    let now = *appending.borrow_and_update();
+    report_appends(&reporter, now).await;
+    let follow = async move {
+        while appending.changed().await.is_ok() {
+            let now = *appending.borrow_and_update();
+            report_appends(&reporter, now).await;
+        }
+        std::future::pending::<()>().await
+    };
     let router = grpc
         .add_service(health)
         .into_axum_router()
@@ -64,18 +99,33 @@ pub async fn serve(
         .add_routes(tonic::service::Routes::from(router));
     // TLS is terminated before the server sees a connection, not by tonic,
     // whose TLS would offer HTTP/2 alone.
-    match tls {
-        Some(tls) => {
-            server
-                .serve_with_incoming_shutdown(tls.incoming(incoming), shutdown)
-                .await
+    let served = async move {
+        match tls {
+            Some(tls) => {
+                server
+                    .serve_with_incoming_shutdown(tls.incoming(incoming), shutdown)
+                    .await
+            }
+            None => {
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
         }
-        None => {
-            server
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
+    };
+    tokio::select! {
+        result = served => result,
+        () = follow => Ok(()),
     }
+}
+
+async fn report_appends(reporter: &HealthReporter, appending: bool) {
+    let status = if appending {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    reporter.set_service_status(APPENDS, status).await;
 }
 
 /// The answer to a request no route takes. A gRPC call to a service not

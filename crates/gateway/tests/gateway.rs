@@ -23,6 +23,7 @@ use evault_proto::v1::{
 };
 use evault_signer::CheckpointSigner;
 use evault_storage::embedded::EmbeddedStore;
+use evault_storage::signer::{SIGNER_FILE, SignerFile};
 use evault_tree::{LogReader, Sequencer, TreeGrpc};
 use tonic::Request;
 
@@ -74,7 +75,8 @@ async fn start(separate: bool) -> Vault {
     let store = EmbeddedStore::open(dir.path()).expect("store");
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
     let keys = vec![key.verifier_key().clone()];
-    let signer = CheckpointSigner::new(ORIGIN, vec![key], store.clone()).expect("signer");
+    let signer_store = SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file");
+    let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer");
     let sequencer = Arc::new(
         Sequencer::open(ORIGIN, store.clone(), signer)
             .await

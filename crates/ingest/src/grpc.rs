@@ -136,6 +136,8 @@ fn storage_status(error: StorageError) -> Status {
         | StorageError::HeadMoved { .. }
         | StorageError::InvalidBatch(_)
         | StorageError::Corrupt(_)
+        | StorageError::Conflict(_)
+        | StorageError::NotApart(_)
         | StorageError::Backend(_) => Status::internal(message),
     }
 }

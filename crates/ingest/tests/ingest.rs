@@ -17,6 +17,7 @@ use evault_proto::v1::{
 use evault_signer::CheckpointSigner;
 use evault_storage::EvidenceStore;
 use evault_storage::embedded::EmbeddedStore;
+use evault_storage::signer::{SIGNER_FILE, SignerFile};
 use evault_tree::{NewEntry, SequencedBatch, Sequencer};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -43,7 +44,7 @@ async fn auth() -> AuthLayer {
     AuthLayer::new(verifier, Policy::new(true))
 }
 
-type Tree = Sequencer<EmbeddedStore, CheckpointSigner<EmbeddedStore>>;
+type Tree = Sequencer<EmbeddedStore, CheckpointSigner<SignerFile>>;
 
 struct Vault {
     _dir: tempfile::TempDir,
@@ -71,7 +72,8 @@ async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>)
     let store = EmbeddedStore::open(dir.path()).expect("store");
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
     let keys = vec![key.verifier_key().clone()];
-    let signer = CheckpointSigner::new(ORIGIN, vec![key], store.clone()).expect("signer");
+    let signer_store = SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file");
+    let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer");
     let tree = Arc::new(
         Sequencer::open(ORIGIN, store.clone(), signer)
             .await

@@ -11,7 +11,8 @@ use evault_proto::tls::{PeerPolicy, PublicTls, RoleTls, ServerTls};
 use evault_proto::v1::signer_service_client::SignerServiceClient;
 use evault_proto::v1::signer_service_server::{SignerService, SignerServiceServer};
 use evault_proto::v1::{
-    GetVerifierKeysRequest, GetVerifierKeysResponse, SignCheckpointRequest, SignCheckpointResponse,
+    GetSignedHeadRequest, GetSignedHeadResponse, GetVerifierKeysRequest, GetVerifierKeysResponse,
+    SignCheckpointRequest, SignCheckpointResponse,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -90,6 +91,14 @@ impl SignerService for Counting {
         Ok(Response::new(GetVerifierKeysResponse {
             verifier_keys: vec!["served".into()],
         }))
+    }
+
+    async fn get_signed_head(
+        &self,
+        _: Request<GetSignedHeadRequest>,
+    ) -> Result<Response<GetSignedHeadResponse>, Status> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(GetSignedHeadResponse::default()))
     }
 }
 

@@ -9,8 +9,8 @@ use evault_proto::guard::GuardedIncoming;
 use evault_proto::tls::ServerTls;
 use evault_proto::v1::signer_service_server::{SignerService, SignerServiceServer};
 use evault_proto::v1::{
-    GetVerifierKeysRequest, GetVerifierKeysResponse, SignCheckpointRequest, SignCheckpointResponse,
-    TreeHead as WireHead,
+    GetSignedHeadRequest, GetSignedHeadResponse, GetVerifierKeysRequest, GetVerifierKeysResponse,
+    SignCheckpointRequest, SignCheckpointResponse, TreeHead as WireHead,
 };
 use evault_storage::{SignerStore, StorageError, TreeHead};
 use tonic::{Request, Response, Status};
@@ -101,12 +101,15 @@ fn status(error: SignError) -> Status {
             Status::failed_precondition(message)
         }
         SignError::Raced(_) => Status::aborted(message),
+        SignError::Key(_) => Status::unavailable(message),
         SignError::Storage(storage) => match storage {
             StorageError::Unavailable(_) => Status::unavailable(message),
             StorageError::NoSuchLog(_)
             | StorageError::HeadMoved { .. }
             | StorageError::InvalidBatch(_)
             | StorageError::Corrupt(_)
+            | StorageError::Conflict(_)
+            | StorageError::NotApart(_)
             | StorageError::Backend(_) => Status::internal(message),
         },
     }
@@ -133,6 +136,27 @@ impl<S: SignerStore> SignerService for SignerGrpc<S> {
         }
         Ok(Response::new(GetVerifierKeysResponse {
             verifier_keys: self.signer.verifier_keys(),
+        }))
+    }
+
+    async fn get_signed_head(
+        &self,
+        wire: Request<GetSignedHeadRequest>,
+    ) -> Result<Response<GetSignedHeadResponse>, Status> {
+        let origin = wire.into_inner().origin;
+        if origin.is_empty() {
+            return Err(Status::invalid_argument("origin is required"));
+        }
+        let latest = self.signer.latest(&origin).await.map_err(status)?;
+        Ok(Response::new(match latest {
+            Some(signed) => GetSignedHeadResponse {
+                head: Some(WireHead {
+                    size: signed.head.size,
+                    root_hash: signed.head.root.as_bytes().to_vec(),
+                }),
+                checkpoint: signed.checkpoint,
+            },
+            None => GetSignedHeadResponse::default(),
         }))
     }
 }

@@ -1,6 +1,8 @@
 //! Signing a checkpoint only when it extends the last one signed.
 
-use evault_core::{Checkpoint, Hash, SigningKey, verify_consistency};
+use std::sync::Arc;
+
+use evault_core::{Checkpoint, Hash, NoteSigner, verify_consistency};
 use evault_storage::{SignedHead, SignerStore, StorageError, TreeHead};
 
 /// A request to sign the checkpoint of `new`.
@@ -62,32 +64,50 @@ pub enum SignError {
     /// The signer's storage failed; nothing was signed.
     #[error("signer storage: {0}")]
     Storage(StorageError),
+    /// A signing key failed (a token unreachable, a session that could not
+    /// be reopened); nothing was signed or recorded.
+    #[error("signing key failed: {0}")]
+    Key(String),
 }
+
+/// One key the signer holds: in memory ([`evault_core::SigningKey`], from
+/// a key file) or in a token ([`crate::TokenKey`]).
+pub type LogKey = Box<dyn NoteSigner>;
 
 /// Signs checkpoints for one origin with one or more keys, remembering
 /// what it signed.
 pub struct CheckpointSigner<S> {
     origin: String,
-    keys: Vec<SigningKey>,
+    keys: Arc<[LogKey]>,
     store: S,
 }
 
 impl<S: SignerStore> CheckpointSigner<S> {
     /// A signer for `origin`. Every key must be named after the origin
-    /// (the checkpoint's first line); the first key is the log's main key.
-    pub fn new(origin: &str, keys: Vec<SigningKey>, store: S) -> Result<Self, String> {
+    /// (the checkpoint's first line), and no key may be given twice. Every
+    /// key signs every checkpoint, in the order given: during a rotation
+    /// the note carries the old key's line and the new one's.
+    pub fn new(origin: &str, keys: Vec<LogKey>, store: S) -> Result<Self, String> {
         if keys.is_empty() {
             return Err("a signer needs at least one key".into());
         }
-        if let Some(k) = keys.iter().find(|k| k.name() != origin) {
-            return Err(format!(
-                "key {} is not named after origin {origin:?}",
-                k.verifier_key()
-            ));
+        for (i, key) in keys.iter().enumerate() {
+            let verifier = key.verifier_key();
+            if verifier.name() != origin {
+                return Err(format!(
+                    "key {verifier} is not named after origin {origin:?}"
+                ));
+            }
+            if keys[..i]
+                .iter()
+                .any(|k| k.verifier_key().key_id() == verifier.key_id())
+            {
+                return Err(format!("key {verifier} is given twice"));
+            }
         }
         Ok(CheckpointSigner {
             origin: origin.to_string(),
-            keys,
+            keys: keys.into(),
             store,
         })
     }
@@ -95,6 +115,20 @@ impl<S: SignerStore> CheckpointSigner<S> {
     /// The origin this signer signs for.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The last head signed for `origin` and the checkpoint signed for it,
+    /// from the signer's own record; `None` if it never signed for it.
+    /// Tree compares it with the log's storage before sequencing, so that
+    /// storage rolled back behind it is never built on.
+    pub async fn latest(&self, origin: &str) -> Result<Option<SignedHead>, SignError> {
+        if origin != self.origin {
+            return Err(SignError::UnknownOrigin(origin.to_string()));
+        }
+        self.store
+            .last_signed(origin)
+            .await
+            .map_err(SignError::Storage)
     }
 
     /// The verifier keys of the signing keys, in signature-line order.
@@ -165,15 +199,21 @@ impl<S: SignerStore> CheckpointSigner<S> {
             }));
         }
 
-        let keys: Vec<&SigningKey> = self.keys.iter().collect();
         let checkpoint = Checkpoint {
             origin: origin.clone(),
             size: request.new.size,
             root: request.new.root,
             extensions: vec![],
-        }
-        .sign(&keys)
-        .map_err(|e| SignError::Storage(StorageError::Backend(e.to_string())))?;
+        };
+        // A token's C_Sign blocks, for as long as the HSM takes to answer.
+        let keys = Arc::clone(&self.keys);
+        let checkpoint = tokio::task::spawn_blocking(move || {
+            let keys: Vec<&dyn NoteSigner> = keys.iter().map(|k| k.as_ref()).collect();
+            checkpoint.sign(&keys)
+        })
+        .await
+        .map_err(|e| SignError::Key(format!("signing task failed: {e}")))?
+        .map_err(|e| refuse_key(SignError::Key(e.to_string())))?;
         let signed = SignedHead {
             head: request.new,
             checkpoint,
@@ -192,6 +232,12 @@ impl<S: SignerStore> CheckpointSigner<S> {
     }
 }
 
+/// Logs a key's failure: the log cannot grow until the key signs again.
+fn refuse_key(error: SignError) -> SignError {
+    tracing::error!(%error, "a signing key failed");
+    error
+}
+
 /// Logs a refusal: every one is either a bug in tree or an attack.
 fn refuse(error: SignError) -> SignError {
     tracing::error!(%error, "signer refused to sign a checkpoint");
@@ -201,10 +247,11 @@ fn refuse(error: SignError) -> SignError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use evault_core::SigningKey;
     use evault_core::{
         Integrator, TileId, TileReader, TreeReader, VerifierKey, leaf_hash, open_checkpoint,
     };
-    use evault_storage::embedded::EmbeddedStore;
+    use evault_storage::signer::{SIGNER_FILE, SignerFile};
     use std::collections::HashMap;
 
     const ORIGIN: &str = "vault.example/signer-test";
@@ -259,10 +306,10 @@ mod tests {
         }
     }
 
-    fn signer(dir: &std::path::Path) -> CheckpointSigner<EmbeddedStore> {
+    fn signer(dir: &std::path::Path) -> CheckpointSigner<SignerFile> {
         let (key, _) = SigningKey::generate(ORIGIN).expect("key");
-        CheckpointSigner::new(ORIGIN, vec![key], EmbeddedStore::open(dir).expect("store"))
-            .expect("signer")
+        let store = SignerFile::open(&dir.join(SIGNER_FILE)).expect("store");
+        CheckpointSigner::new(ORIGIN, vec![Box::new(key)], store).expect("signer")
     }
 
     #[tokio::test]

@@ -1,11 +1,15 @@
 //! `SignerService` on a real gRPC server bound to port 0, with the
-//! embedded store: statuses for good, malformed and forking requests.
+//! signer's own file: statuses for good, malformed and forking requests,
+//! and the record of what it signed.
 
 use evault_core::{Integrator, SigningKey, VerifierKey, leaf_hash, open_checkpoint};
 use evault_proto::v1::signer_service_client::SignerServiceClient;
-use evault_proto::v1::{GetVerifierKeysRequest, SignCheckpointRequest, TreeHead};
+use evault_proto::v1::{
+    GetSignedHeadRequest, GetSignedHeadResponse, GetVerifierKeysRequest, SignCheckpointRequest,
+    TreeHead,
+};
 use evault_signer::{CheckpointSigner, serve};
-use evault_storage::embedded::EmbeddedStore;
+use evault_storage::signer::{SIGNER_FILE, SignerFile};
 use tonic::Code;
 
 const ORIGIN: &str = "vault.example/grpc-signer";
@@ -23,8 +27,8 @@ async fn signer_service_signs_and_refuses_with_precise_statuses() {
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
     let signer = CheckpointSigner::new(
         ORIGIN,
-        vec![key],
-        EmbeddedStore::open(dir.path()).expect("store"),
+        vec![Box::new(key)],
+        SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("store"),
     )
     .expect("signer");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -59,6 +63,22 @@ async fn signer_service_signs_and_refuses_with_precise_statuses() {
         .await
         .expect_err("unknown origin");
     assert_eq!(missing.code(), Code::NotFound);
+    let reader = client.clone();
+    let signed_head = |origin: &str| {
+        let mut client = reader.clone();
+        let request = GetSignedHeadRequest {
+            origin: origin.into(),
+        };
+        async move { client.get_signed_head(request).await }
+    };
+    assert_eq!(
+        signed_head(ORIGIN)
+            .await
+            .expect("never signed")
+            .into_inner(),
+        GetSignedHeadResponse::default(),
+        "nothing signed yet: no head, no checkpoint"
+    );
 
     let mut tree = Integrator::new();
     let empty = tree.root();
@@ -134,6 +154,24 @@ async fn signer_service_signs_and_refuses_with_precise_statuses() {
         .await
         .expect_err("rollback");
     assert_eq!(rollback.code(), Code::FailedPrecondition);
+
+    // The record is the last head signed, whatever was refused since.
+    assert_eq!(
+        signed_head(ORIGIN).await.expect("signed").into_inner(),
+        GetSignedHeadResponse {
+            head: head(5, &five),
+            checkpoint: note,
+        }
+    );
+    let unknown = signed_head("other").await.expect_err("unknown origin");
+    assert_eq!(unknown.code(), Code::NotFound);
+    let empty_origin = signed_head("").await.expect_err("no origin");
+    assert_eq!(empty_origin.code(), Code::InvalidArgument);
+    assert!(
+        empty_origin.message().contains("origin"),
+        "{}",
+        empty_origin.message()
+    );
 
     let _ = stop.send(());
     server.await.expect("join").expect("serve");

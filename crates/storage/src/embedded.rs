@@ -1,10 +1,18 @@
 //! The embedded store: one redb file in a data directory, no server.
 //!
-//! redb gives serialisable transactions with copy-on-write pages and a
-//! checksummed two-phase commit: a commit that returns is on disk, and a
-//! crash at any moment leaves the last committed state. One process holds
-//! the file at a time (redb locks it), which is exactly the embedded case:
-//! `evault up` runs every role in that one process.
+//! redb gives serialisable transactions with copy-on-write pages: a commit
+//! that returns is on disk, and a crash at any moment leaves the last
+//! committed state. Every write transaction here, and in the signer's file
+//! ([`crate::signer::SignerFile`]), commits in two phases
+//! (`WriteTransaction::set_two_phase_commit`): redb's default single-phase
+//! commit writes the new commit slot and flips to it behind one `fsync`,
+//! trusting a checksum to reject a slot the disk only partly wrote; in two
+//! phases the slot is made durable before it is made current, so a crash
+//! can never leave the file pointing at a commit that is not wholly on
+//! disk, whatever order the disk wrote its pages in. It costs a second
+//! `fsync` per commit. One process holds the file at a time (redb locks
+//! it), which is exactly the embedded case: `evault up` runs every role in
+//! that one process.
 //!
 //! redb is synchronous; every call runs on tokio's blocking pool.
 //!
@@ -12,17 +20,26 @@
 //! partial tiles are derived when read ([`crate::tiles`]). Files written
 //! before that rule held partial tiles too: opening such a file removes
 //! them once, and records the format so later opens do not look again.
+//!
+//! The signer's record is not kept here: it lives in a file of its own
+//! ([`crate::signer::SignerFile`]), so that restoring this file from a
+//! backup cannot roll it back too. Files written before that kept it in a
+//! `signer_heads` table, which is read once to move it
+//! ([`LegacySignerRecord`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use evault_core::Hash;
 use evault_core::tile::FULL_TILE_BYTES;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
+    WriteTransaction,
+};
 
+use crate::signer::{LegacySignerRecord, decode_signed};
 use crate::{
-    EvidenceStore, Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead,
-    check_batch,
+    EvidenceStore, Integration, LogStore, Result, SignedHead, StorageError, TreeHead, check_batch,
 };
 
 /// origin → log ID
@@ -42,9 +59,10 @@ const EVIDENCE: TableDefinition<'_, (u64, &[u8], u64), ()> =
 const TILES: TableDefinition<'_, (u64, u8, u64), &[u8]> = TableDefinition::new("tiles");
 /// (log ID, tree size) → checkpoint note
 const CHECKPOINTS: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("checkpoints");
-/// origin → last signed head: size (u64 BE) ‖ root ‖ checkpoint note.
-/// Signer's own table: tree never opens it.
-const SIGNED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("signer_heads");
+/// origin → last signed head: size (u64 BE) ‖ root ‖ checkpoint note. The
+/// signer's record as files written before [`crate::signer::SignerFile`]
+/// kept it; no longer created, only read once and dropped.
+const LEGACY_SIGNED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("signer_heads");
 
 /// evidence SHA-256 → evidence bytes
 const EVIDENCE_BYTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("evidence");
@@ -61,7 +79,7 @@ const FORMAT: u64 = 2;
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "vault.redb";
 
-fn backend(e: impl Into<redb::Error>) -> StorageError {
+pub(crate) fn backend(e: impl Into<redb::Error>) -> StorageError {
     match e.into() {
         redb::Error::DatabaseAlreadyOpen => {
             StorageError::Unavailable("the data directory is in use by another process".into())
@@ -70,13 +88,13 @@ fn backend(e: impl Into<redb::Error>) -> StorageError {
     }
 }
 
-fn encode_head(head: &TreeHead) -> Vec<u8> {
+pub(crate) fn encode_head(head: &TreeHead) -> Vec<u8> {
     let mut out = head.size.to_be_bytes().to_vec();
     out.extend_from_slice(head.root.as_bytes());
     out
 }
 
-fn decode_head(bytes: &[u8]) -> Result<TreeHead> {
+pub(crate) fn decode_head(bytes: &[u8]) -> Result<TreeHead> {
     let corrupt = || StorageError::Corrupt("tree head".into());
     let size = u64::from_be_bytes(
         bytes
@@ -87,6 +105,14 @@ fn decode_head(bytes: &[u8]) -> Result<TreeHead> {
     );
     let root = Hash::from_slice(bytes.get(8..40).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
     Ok(TreeHead { size, root })
+}
+
+/// A write transaction that commits in two phases (see the module's top
+/// doc). Every write to a redb file of the vault starts here.
+pub(crate) fn begin_write(db: &Database) -> Result<WriteTransaction> {
+    let mut txn = db.begin_write().map_err(backend)?;
+    txn.set_two_phase_commit(true);
+    Ok(txn)
 }
 
 /// The embedded store.
@@ -114,7 +140,7 @@ impl EmbeddedStore {
             .map_err(backend)?;
         // Every table exists from the start, so readers never meet a
         // missing one.
-        let txn = db.begin_write().map_err(backend)?;
+        let txn = begin_write(&db)?;
         txn.open_table(LOGS).map_err(backend)?;
         txn.open_table(HEADS).map_err(backend)?;
         txn.open_table(ENTRIES).map_err(backend)?;
@@ -123,22 +149,22 @@ impl EmbeddedStore {
         txn.open_table(EVIDENCE).map_err(backend)?;
         txn.open_table(TILES).map_err(backend)?;
         txn.open_table(CHECKPOINTS).map_err(backend)?;
-        txn.open_table(SIGNED).map_err(backend)?;
         txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
         upgrade(&txn)?;
         txn.commit().map_err(backend)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
+}
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?
-    }
+/// Runs `f` with `db` on tokio's blocking pool: redb is synchronous.
+pub(crate) async fn blocking<T: Send + 'static>(
+    db: &Arc<Database>,
+    f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let db = Arc::clone(db);
+    tokio::task::spawn_blocking(move || f(&db))
+        .await
+        .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?
 }
 
 /// Brings a file of an earlier format to [`FORMAT`]: drops the partial
@@ -169,8 +195,8 @@ fn log_id(txn: &redb::ReadTransaction, origin: &str) -> Result<u64> {
 impl LogStore for EmbeddedStore {
     async fn create_log(&self, origin: &str) -> Result<TreeHead> {
         let origin = origin.to_string();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
+        blocking(&self.db, move |db| {
+            let txn = begin_write(db)?;
             let head = {
                 let mut logs = txn.open_table(LOGS).map_err(backend)?;
                 let mut heads = txn.open_table(HEADS).map_err(backend)?;
@@ -205,7 +231,7 @@ impl LogStore for EmbeddedStore {
 
     async fn head(&self, origin: &str) -> Result<TreeHead> {
         let origin = origin.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let heads = txn.open_table(HEADS).map_err(backend)?;
@@ -224,8 +250,8 @@ impl LogStore for EmbeddedStore {
         let (old, new) = (batch.old, batch.new);
         let entries = batch.entries.to_vec();
         let tiles = batch.tiles.to_vec();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
+        blocking(&self.db, move |db| {
+            let txn = begin_write(db)?;
             {
                 let id = {
                     let logs = txn.open_table(LOGS).map_err(backend)?;
@@ -304,8 +330,8 @@ impl LogStore for EmbeddedStore {
     async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
         let origin = origin.to_string();
         let checkpoint = checkpoint.to_vec();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
+        blocking(&self.db, move |db| {
+            let txn = begin_write(db)?;
             {
                 let logs = txn.open_table(LOGS).map_err(backend)?;
                 let id = logs
@@ -328,9 +354,25 @@ impl LogStore for EmbeddedStore {
                     )));
                 }
                 let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
-                checkpoints
-                    .insert((id, size), checkpoint.as_slice())
-                    .map_err(backend)?;
+                // Written once per size: another note for a size already
+                // published is refused, never an update.
+                let existing = checkpoints
+                    .get((id, size))
+                    .map_err(backend)?
+                    .map(|g| g.value() == checkpoint.as_slice());
+                match existing {
+                    Some(true) => return Ok(()),
+                    Some(false) => {
+                        return Err(StorageError::Conflict(format!(
+                            "another checkpoint is stored for size {size}"
+                        )));
+                    }
+                    None => {
+                        checkpoints
+                            .insert((id, size), checkpoint.as_slice())
+                            .map_err(backend)?;
+                    }
+                }
             }
             txn.commit().map_err(backend)?;
             Ok(())
@@ -340,7 +382,7 @@ impl LogStore for EmbeddedStore {
 
     async fn checkpoint(&self, origin: &str, size: Option<u64>) -> Result<Option<Vec<u8>>> {
         let origin = origin.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
@@ -365,7 +407,7 @@ impl LogStore for EmbeddedStore {
     async fn read_full_tiles(&self, origin: &str, positions: &[(u8, u64)]) -> Result<Vec<Vec<u8>>> {
         let origin = origin.to_string();
         let positions = positions.to_vec();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let table = txn.open_table(TILES).map_err(backend)?;
@@ -385,7 +427,7 @@ impl LogStore for EmbeddedStore {
 
     async fn read_entries(&self, origin: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
         let origin = origin.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let table = txn.open_table(ENTRIES).map_err(backend)?;
@@ -406,7 +448,7 @@ impl LogStore for EmbeddedStore {
     async fn find_dedup(&self, origin: &str, keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>> {
         let origin = origin.to_string();
         let keys = keys.to_vec();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let table = txn.open_table(DEDUP).map_err(backend)?;
@@ -424,7 +466,7 @@ impl LogStore for EmbeddedStore {
 
     async fn find_leaf(&self, origin: &str, leaf: Hash) -> Result<Option<u64>> {
         let origin = origin.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let table = txn.open_table(LEAVES).map_err(backend)?;
@@ -444,7 +486,7 @@ impl LogStore for EmbeddedStore {
         limit: u32,
     ) -> Result<Vec<u64>> {
         let origin = origin.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
             let table = txn.open_table(EVIDENCE).map_err(backend)?;
@@ -459,61 +501,32 @@ impl LogStore for EmbeddedStore {
     }
 }
 
-fn encode_signed(signed: &SignedHead) -> Vec<u8> {
-    let mut out = encode_head(&signed.head);
-    out.extend_from_slice(&signed.checkpoint);
-    out
-}
-
-fn decode_signed(bytes: &[u8]) -> Result<SignedHead> {
-    Ok(SignedHead {
-        head: decode_head(bytes)?,
-        checkpoint: bytes[40..].to_vec(),
-    })
-}
-
-impl SignerStore for EmbeddedStore {
-    async fn last_signed(&self, origin: &str) -> Result<Option<SignedHead>> {
-        let origin = origin.to_string();
-        self.blocking(move |db| {
+impl LegacySignerRecord for EmbeddedStore {
+    async fn legacy_signed_heads(&self) -> Result<Vec<(String, SignedHead)>> {
+        blocking(&self.db, |db| {
             let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(SIGNED).map_err(backend)?;
-            let found = table.get(origin.as_str()).map_err(backend)?;
-            found.map(|g| decode_signed(g.value())).transpose()
+            let table = match txn.open_table(LEGACY_SIGNED) {
+                Ok(table) => table,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(backend(e)),
+            };
+            table
+                .iter()
+                .map_err(backend)?
+                .map(|row| {
+                    let (origin, value) = row.map_err(backend)?;
+                    Ok((origin.value().to_string(), decode_signed(value.value())?))
+                })
+                .collect()
         })
         .await
     }
 
-    async fn record_signed(
-        &self,
-        origin: &str,
-        previous: Option<TreeHead>,
-        signed: &SignedHead,
-    ) -> Result<()> {
-        let origin = origin.to_string();
-        let value = encode_signed(signed);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(SIGNED).map_err(backend)?;
-                let current = table
-                    .get(origin.as_str())
-                    .map_err(backend)?
-                    .map(|g| decode_signed(g.value()))
-                    .transpose()?
-                    .map(|s| s.head);
-                if current != previous {
-                    return Err(StorageError::HeadMoved {
-                        expected: previous.map_or(0, |h| h.size),
-                        found: current.map_or(0, |h| h.size),
-                    });
-                }
-                table
-                    .insert(origin.as_str(), value.as_slice())
-                    .map_err(backend)?;
-            }
-            txn.commit().map_err(backend)?;
-            Ok(())
+    async fn forget_legacy_signed_heads(&self) -> Result<()> {
+        blocking(&self.db, |db| {
+            let txn = begin_write(db)?;
+            txn.delete_table(LEGACY_SIGNED).map_err(backend)?;
+            txn.commit().map_err(backend)
         })
         .await
     }
@@ -522,8 +535,8 @@ impl SignerStore for EmbeddedStore {
 impl EvidenceStore for EmbeddedStore {
     async fn put_evidence(&self, sha256: [u8; 32], content: &[u8]) -> Result<()> {
         let content = content.to_vec();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(backend)?;
+        blocking(&self.db, move |db| {
+            let txn = begin_write(db)?;
             {
                 let mut table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
                 if table.get(sha256.as_slice()).map_err(backend)?.is_none() {
@@ -539,7 +552,7 @@ impl EvidenceStore for EmbeddedStore {
     }
 
     async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<Vec<u8>>> {
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
             Ok(table

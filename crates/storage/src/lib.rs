@@ -7,10 +7,16 @@
 //! - [`embedded::EmbeddedStore`]: one data directory, no server (redb), for
 //!   `evault up` and small installs.
 //!
-//! Both pass the same conformance suite (`tests/conformance.rs`). The log is
-//! stored as entries and full hash tiles only, each written once; the tree
-//! is never loaded into memory. Signer state lives in tables of its own,
-//! which tree never writes.
+//! The signer's record of what it signed is never kept with the log: it
+//! has stores of its own, a file ([`signer::SignerFile`]) or a database
+//! ([`signer::SignerDatabase`]), each refusing storage that holds a log, so
+//! that restoring the log's storage from a backup cannot roll the record
+//! back with it.
+//!
+//! The stores pass one conformance suite (`tests/conformance.rs`), the log
+//! stores its log tests and the signer's stores its signer tests. The log
+//! is stored as entries and full hash tiles only, each written once; the
+//! tree is never loaded into memory.
 //!
 //! Partial tiles are never stored: [`tiles::read_tiles`], the one way every
 //! role reads tiles, derives them from the entries and full tiles below
@@ -23,6 +29,7 @@
 
 pub mod embedded;
 pub mod postgres;
+pub mod signer;
 pub mod tiles;
 
 use std::future::Future;
@@ -130,6 +137,17 @@ pub enum StorageError {
     /// The backend cannot be reached now; retrying later may succeed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Something is already stored where a value is written once (a
+    /// checkpoint for a tree size, the signer's record at a size), and it
+    /// is not the value given: refused, never written over. Nothing was
+    /// written.
+    #[error("refused to write over what is stored: {0}")]
+    Conflict(String),
+    /// The signer's record and a log were to share one database or file:
+    /// restoring one from a backup would roll the other back with it.
+    /// Nothing was written.
+    #[error("the log and the signer's record must be kept apart: {0}")]
+    NotApart(String),
     /// The backend failed.
     #[error("storage failed: {0}")]
     Backend(String),
@@ -164,7 +182,10 @@ pub trait LogStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Stores the signed checkpoint of the tree of `size` entries
-    /// (publication). Storing it again is a no-op.
+    /// (publication). Storing the same bytes again is a no-op; other bytes
+    /// for a size that has a checkpoint are refused with
+    /// [`StorageError::Conflict`], writing nothing: a size has one
+    /// checkpoint, which may already have been served.
     fn publish(
         &self,
         origin: &str,
@@ -223,7 +244,9 @@ pub trait LogStore: Send + Sync + 'static {
 }
 
 /// What signer keeps: the last checkpoint it signed for each origin.
-/// Separate from the log's tables: tree never writes it.
+/// Kept apart from the log, in a file or database of its own
+/// ([`signer`]): tree never writes it, and no log store implements it.
+/// Every write is durable when it returns.
 pub trait SignerStore: Send + Sync + 'static {
     /// The last head signed for `origin`.
     fn last_signed(&self, origin: &str) -> impl Future<Output = Result<Option<SignedHead>>> + Send;
@@ -231,7 +254,10 @@ pub trait SignerStore: Send + Sync + 'static {
     /// Records `signed` as the last head signed for `origin`, if the last
     /// recorded one is still `previous` (compare-and-swap, so two signer
     /// replicas cannot both advance from one state); otherwise
-    /// [`StorageError::HeadMoved`].
+    /// [`StorageError::HeadMoved`]. The record only grows: a smaller head,
+    /// or another head or checkpoint at the recorded size, is refused with
+    /// [`StorageError::Conflict`]; recording exactly the current record
+    /// again is a no-op.
     fn record_signed(
         &self,
         origin: &str,

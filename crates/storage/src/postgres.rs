@@ -22,9 +22,9 @@ use evault_core::tile::FULL_TILE_BYTES;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
+use crate::signer::LegacySignerRecord;
 use crate::{
-    EvidenceStore, Integration, LogStore, Result, SignedHead, SignerStore, StorageError, TreeHead,
-    check_batch,
+    EvidenceStore, Integration, LogStore, Result, SignedHead, StorageError, TreeHead, check_batch,
 };
 
 mod embedded_migrations {
@@ -35,7 +35,7 @@ mod embedded_migrations {
 /// together apply each migration once ("evault" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6576_6175_6c74;
 
-fn pg_error(e: tokio_postgres::Error) -> StorageError {
+pub(crate) fn pg_error(e: tokio_postgres::Error) -> StorageError {
     if e.as_db_error().is_some() {
         StorageError::Backend(e.to_string())
     } else {
@@ -57,20 +57,20 @@ fn already_logged(e: tokio_postgres::Error, what: &str) -> StorageError {
     }
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
     StorageError::Unavailable(e.to_string())
 }
 
 /// PostgreSQL's BIGINT holds sizes and indices below 2^63.
-fn int(v: u64) -> Result<i64> {
+pub(crate) fn int(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StorageError::InvalidBatch(format!("{v} exceeds 2^63 - 1")))
 }
 
-fn uint(v: i64) -> Result<u64> {
+pub(crate) fn uint(v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| StorageError::Corrupt(format!("negative value {v}")))
 }
 
-fn hash(bytes: &[u8], what: &str) -> Result<Hash> {
+pub(crate) fn hash(bytes: &[u8], what: &str) -> Result<Hash> {
     Hash::from_slice(bytes).ok_or_else(|| StorageError::Corrupt(what.to_string()))
 }
 
@@ -81,29 +81,65 @@ pub async fn migrate(database_url: &str) -> Result<Vec<u32>> {
 }
 
 /// Applies pending migrations up to version `target` (all with `None`),
-/// under an advisory lock. Returns the versions applied now.
+/// under an advisory lock. Returns the versions applied now. A database
+/// that holds the signer's record is refused, writing nothing: the log
+/// and the record of what was signed for it must not share a failure
+/// domain ([`crate::signer`]).
 pub async fn migrate_to(database_url: &str, target: Option<u32>) -> Result<Vec<u32>> {
-    let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
-        .await
-        .map_err(pg_error)?;
-    let driver = tokio::spawn(connection);
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(pg_error)?;
     let mut runner = embedded_migrations::migrations::runner();
     if let Some(version) = target {
         let version = i32::try_from(version)
             .map_err(|_| StorageError::Backend(format!("no migration version {version}")))?;
         runner = runner.set_target(refinery::Target::Version(version));
     }
-    let report = runner
-        .run_async(&mut client)
+    let apart = Apart {
+        table: crate::signer::SIGNER_TABLE,
+        holder: "the signer's record",
+    };
+    migrate_locked(database_url, MIGRATION_LOCK, runner, apart).await
+}
+
+/// A table whose presence shows that a database belongs to another
+/// failure domain than the one about to be migrated into it.
+pub(crate) struct Apart {
+    /// Its name, looked up through the session's `search_path`.
+    pub(crate) table: &'static str,
+    /// What holding it means, for the error.
+    pub(crate) holder: &'static str,
+}
+
+/// Runs `runner` on the database at `database_url` under the advisory lock
+/// `lock`, so that replicas starting together apply each migration once,
+/// after checking, under the same lock, that the database does not hold
+/// `apart.table`. Returns the versions applied now.
+pub(crate) async fn migrate_locked(
+    database_url: &str,
+    lock: i64,
+    runner: refinery::Runner,
+    apart: Apart,
+) -> Result<Vec<u32>> {
+    let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
         .await
-        .map_err(|e| StorageError::Backend(format!("migration failed: {e}")));
+        .map_err(pg_error)?;
+    let driver = tokio::spawn(connection);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&lock])
+        .await
+        .map_err(pg_error)?;
+    let report = match holds_table(&client, apart.table).await {
+        Ok(false) => runner
+            .run_async(&mut client)
+            .await
+            .map_err(|e| StorageError::Backend(format!("migration failed: {e}"))),
+        Ok(true) => Err(StorageError::NotApart(format!(
+            "the database holds {} (table {:?}); give each its own database",
+            apart.holder, apart.table
+        ))),
+        Err(e) => Err(e),
+    };
     // The lock also goes when the session ends; unlocking is a courtesy.
     let _ = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock])
         .await;
     drop(client);
     let _ = driver.await;
@@ -112,6 +148,16 @@ pub async fn migrate_to(database_url: &str, target: Option<u32>) -> Result<Vec<u
         .iter()
         .map(|m| m.version() as u32)
         .collect())
+}
+
+/// Whether `table` is visible through the session's `search_path`: the
+/// schema a store's statements would use.
+async fn holds_table(client: &tokio_postgres::Client, table: &str) -> Result<bool> {
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .map_err(pg_error)?;
+    Ok(row.get(0))
 }
 
 /// Leadership of one log: a PostgreSQL session-level advisory lock held on
@@ -143,6 +189,29 @@ fn leader_key(origin: &str) -> i64 {
     ])
 }
 
+/// The connection settings of a libpq-style URL.
+pub(crate) fn config(database_url: &str) -> Result<tokio_postgres::Config> {
+    database_url
+        .parse()
+        .map_err(|e| StorageError::Backend(format!("database URL: {e}")))
+}
+
+/// A pool of at most `max_connections` connections made with `config`,
+/// connecting lazily.
+pub(crate) fn pool(config: tokio_postgres::Config, max_connections: usize) -> Result<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_connections)
+        .build()
+        .map_err(|e| StorageError::Backend(e.to_string()))
+}
+
 /// The session setting that plans every statement with its parameters and
 /// the table as it is now (see [`PostgresStore::connect`]).
 const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
@@ -161,9 +230,7 @@ impl PostgresStore {
     /// A store over the database at `database_url` (a libpq-style URL),
     /// with at most `max_connections` connections. Connects lazily.
     pub fn connect(database_url: &str, max_connections: usize) -> Result<Self> {
-        let mut config: tokio_postgres::Config = database_url
-            .parse()
-            .map_err(|e| StorageError::Backend(format!("database URL: {e}")))?;
+        let mut config = config(database_url)?;
         // Statements are prepared once per connection, and PostgreSQL
         // switches a prepared statement to a generic plan after a few
         // runs, chosen with the table's statistics of that moment. A log
@@ -177,19 +244,8 @@ impl PostgresStore {
             None => CUSTOM_PLANS.to_string(),
         };
         config.options(&options);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections)
-            .build()
-            .map_err(|e| StorageError::Backend(e.to_string()))?;
         Ok(PostgresStore {
-            pool,
+            pool: pool(config, max_connections)?,
             log_ids: Arc::default(),
         })
     }
@@ -417,23 +473,41 @@ impl LogStore for PostgresStore {
     async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
         let client = self.client().await?;
         let id = self.log_id(&client, origin).await?;
+        // A checkpoint is written once per size: a second, different note
+        // for a size is never an update (two notes for one size would be
+        // two claims about one tree, and the first may have been served).
         let insert = prepared(
             &client,
             "INSERT INTO checkpoints (log_id, size, note)
              SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
-             ON CONFLICT (log_id, size) DO UPDATE SET note = EXCLUDED.note",
+             ON CONFLICT (log_id, size) DO NOTHING",
         )
         .await?;
         let stored = client
             .execute(&insert, &[&id, &int(size)?, &checkpoint])
             .await
             .map_err(pg_error)?;
-        if stored != 1 {
-            return Err(StorageError::InvalidBatch(format!(
-                "checkpoint for size {size} beyond the log's head"
-            )));
+        if stored == 1 {
+            return Ok(());
         }
-        Ok(())
+        let select = prepared(
+            &client,
+            "SELECT note FROM checkpoints WHERE log_id = $1 AND size = $2",
+        )
+        .await?;
+        let existing = client
+            .query_opt(&select, &[&id, &int(size)?])
+            .await
+            .map_err(pg_error)?;
+        match existing.map(|row| row.get::<_, Vec<u8>>(0)) {
+            Some(note) if note == checkpoint => Ok(()),
+            Some(_) => Err(StorageError::Conflict(format!(
+                "another checkpoint is stored for size {size}"
+            ))),
+            None => Err(StorageError::InvalidBatch(format!(
+                "checkpoint for size {size} beyond the log's head"
+            ))),
+        }
     }
 
     async fn checkpoint(&self, origin: &str, size: Option<u64>) -> Result<Option<Vec<u8>>> {
@@ -561,64 +635,36 @@ impl LogStore for PostgresStore {
     }
 }
 
-impl SignerStore for PostgresStore {
-    async fn last_signed(&self, origin: &str) -> Result<Option<SignedHead>> {
+impl LegacySignerRecord for PostgresStore {
+    async fn legacy_signed_heads(&self) -> Result<Vec<(String, SignedHead)>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT size, root, checkpoint FROM signer_heads WHERE origin = $1",
-                &[&origin],
+        let rows = client
+            .query(
+                "SELECT origin, size, root, checkpoint FROM signer_heads ORDER BY origin",
+                &[],
             )
             .await
             .map_err(pg_error)?;
-        row.map(|r| {
-            Ok(SignedHead {
-                head: TreeHead {
-                    size: uint(r.get(0))?,
-                    root: hash(r.get(1), "signed root")?,
-                },
-                checkpoint: r.get(2),
+        rows.into_iter()
+            .map(|r| {
+                let signed = SignedHead {
+                    head: TreeHead {
+                        size: uint(r.get(1))?,
+                        root: hash(r.get(2), "legacy signed root")?,
+                    },
+                    checkpoint: r.get(3),
+                };
+                Ok((r.get(0), signed))
             })
-        })
-        .transpose()
+            .collect()
     }
 
-    async fn record_signed(
-        &self,
-        origin: &str,
-        previous: Option<TreeHead>,
-        signed: &SignedHead,
-    ) -> Result<()> {
+    async fn forget_legacy_signed_heads(&self) -> Result<()> {
         let client = self.client().await?;
-        let (size, root) = (int(signed.head.size)?, signed.head.root.as_bytes());
-        let changed = match previous {
-            None => {
-                client
-                    .execute(
-                        "INSERT INTO signer_heads (origin, size, root, checkpoint) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (origin) DO NOTHING",
-                        &[&origin, &size, &root, &signed.checkpoint],
-                    )
-                    .await
-            }
-            Some(prev) => {
-                client
-                    .execute(
-                        "UPDATE signer_heads SET size = $2, root = $3, checkpoint = $4, signed_at = now()
-                         WHERE origin = $1 AND size = $5 AND root = $6",
-                        &[&origin, &size, &root, &signed.checkpoint, &int(prev.size)?, &prev.root.as_bytes()],
-                    )
-                    .await
-            }
-        }
-        .map_err(pg_error)?;
-        if changed != 1 {
-            let found = self.last_signed(origin).await?.map_or(0, |s| s.head.size);
-            return Err(StorageError::HeadMoved {
-                expected: previous.map_or(0, |h| h.size),
-                found,
-            });
-        }
+        client
+            .execute("DELETE FROM signer_heads", &[])
+            .await
+            .map_err(pg_error)?;
         Ok(())
     }
 }

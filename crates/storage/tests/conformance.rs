@@ -1,7 +1,9 @@
 //! One conformance suite, run against both backends: the embedded store in
 //! a temporary directory and PostgreSQL at `DATABASE_URL` (each test in a
-//! schema of its own, migrated from empty). PostgreSQL is never mocked; if
-//! it cannot be reached the PostgreSQL tests fail, they do not skip.
+//! schema of its own, migrated from empty); and the signer's record in its
+//! own file and in its own database, kept apart from any log. PostgreSQL
+//! is never mocked; if it cannot be reached the PostgreSQL tests fail, they
+//! do not skip.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +13,9 @@ use evault_core::{
 };
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::postgres::{PostgresStore, migrate, migrate_to};
+use evault_storage::signer::{
+    LegacySignerRecord, SignerDatabase, SignerFile, adopt_legacy_record, migrate_signer,
+};
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{
     EvidenceStore, Integration, LogStore, SignedHead, SignerStore, StorageError, StoredEntry,
@@ -557,6 +562,20 @@ async fn checkpoints_are_published_per_size(store: impl LogStore) {
         .publish(ORIGIN, 5, b"cp5")
         .await
         .expect("publish again");
+    // One checkpoint per size: another note for a published size is
+    // refused, and the first one stays.
+    assert!(matches!(
+        store.publish(ORIGIN, 5, b"another cp5").await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.publish(ORIGIN, 0, b"another cp0").await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        store.checkpoint(ORIGIN, Some(5)).await.expect("at 5"),
+        Some(b"cp5".to_vec())
+    );
     assert!(matches!(
         store.publish(ORIGIN, 6, b"cp6").await,
         Err(StorageError::InvalidBatch(_))
@@ -611,6 +630,47 @@ async fn signer_state_moves_by_compare_and_swap(store: impl SignerStore) {
     );
 }
 
+/// A signer's record of a head of `size` entries, its root made of the
+/// byte `root`, signed as `note`.
+fn signed(size: u64, root: u8, note: &str) -> SignedHead {
+    SignedHead {
+        head: TreeHead {
+            size,
+            root: Hash([root; 32]),
+        },
+        checkpoint: note.as_bytes().to_vec(),
+    }
+}
+
+/// A head once recorded is the floor of every later one: the record
+/// never shrinks, a recorded size never gets another checkpoint, and
+/// recording exactly the record again changes nothing.
+async fn signer_record_only_grows(store: impl SignerStore) {
+    let five = signed(5, 5, "note 5");
+    store
+        .record_signed(ORIGIN, None, &five)
+        .await
+        .expect("first");
+    store
+        .record_signed(ORIGIN, Some(five.head), &five)
+        .await
+        .expect("the same record again");
+    let other_note = signed(5, 5, "another note 5");
+    let other_root = signed(5, 55, "note 5");
+    let smaller = signed(3, 3, "note 3");
+    for refused in [&other_note, &other_root, &smaller] {
+        match store.record_signed(ORIGIN, Some(five.head), refused).await {
+            Err(StorageError::Conflict(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        store.last_signed(ORIGIN).await.expect("last"),
+        Some(five),
+        "the record is unchanged"
+    );
+}
+
 async fn evidence_is_content_addressed(store: impl EvidenceStore) {
     let sha = evault_core::hash::sha256(b"the report");
     assert_eq!(store.evidence(sha).await.expect("absent"), None);
@@ -661,9 +721,299 @@ conformance!(
     dedup_keys_are_never_logged_twice,
     malformed_batches_are_refused,
     checkpoints_are_published_per_size,
-    signer_state_moves_by_compare_and_swap,
     evidence_is_content_addressed,
 );
+
+/// The signer's own database: a schema of the test's own, migrated with
+/// the signer's migrations alone.
+async fn signer_database(schema: &Schema) -> SignerDatabase {
+    SignerDatabase::open(&schema.url, 4)
+        .await
+        .expect("signer database")
+}
+
+macro_rules! signer_conformance {
+    ($($name:ident),* $(,)?) => {
+        mod signer_file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let path = dir.path().join(evault_storage::signer::SIGNER_FILE);
+                    super::$name(super::SignerFile::open(&path).expect("open")).await;
+                }
+            )*
+        }
+        mod signer_database {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let schema = super::Schema::create("evault_signer").await;
+                    super::$name(super::signer_database(&schema).await).await;
+                    schema.drop_schema().await;
+                }
+            )*
+        }
+    };
+}
+
+signer_conformance!(
+    signer_state_moves_by_compare_and_swap,
+    signer_record_only_grows,
+);
+
+/// The signer's record and the log never share a database: the signer
+/// refuses one holding a log, and the log's migrations refuse one holding
+/// the signer's record. Neither writes anything into the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_database_and_log_refuse_to_share_a_database() {
+    let log = new_schema().await;
+    migrate(&log.url).await.expect("log");
+    match SignerDatabase::open(&log.url, 2).await {
+        Err(StorageError::NotApart(message)) => {
+            assert!(message.contains("tree_heads"), "{message}")
+        }
+        Ok(_) => panic!("the signer opened the log's database"),
+        Err(other) => panic!("{other:?}"),
+    }
+    let signer = Schema::create("evault_signer").await;
+    assert_eq!(migrate_signer(&signer.url).await.expect("signer"), [1]);
+    match migrate(&signer.url).await {
+        Err(StorageError::NotApart(message)) => {
+            assert!(message.contains("signed_heads"), "{message}")
+        }
+        other => panic!("the log migrated into the signer's database: {other:?}"),
+    }
+    let tables = |schema: &Schema| {
+        let name = schema.name.clone();
+        async move {
+            let (client, connection) = tokio_postgres::connect(
+                &evault_test_support::database_url(),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .expect("connect");
+            tokio::spawn(connection);
+            let rows = client
+                .query(
+                    "SELECT table_name::TEXT FROM information_schema.tables
+                     WHERE table_schema = $1 ORDER BY 1",
+                    &[&name],
+                )
+                .await
+                .expect("tables");
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    let in_log = tables(&log).await;
+    assert!(
+        !in_log.contains(&"signed_heads".to_string())
+            && !in_log.contains(&"signer_schema_history".to_string()),
+        "{in_log:?}"
+    );
+    // The signer's migrations keep their own history, never refinery's
+    // default (the log's).
+    assert_eq!(
+        tables(&signer).await,
+        ["signed_heads", "signer_schema_history"]
+    );
+    log.drop_schema().await;
+    signer.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_migrations_apply_once_and_rerun_as_a_no_op() {
+    let schema = Schema::create("evault_signer").await;
+    let (a, b) = tokio::join!(migrate_signer(&schema.url), migrate_signer(&schema.url));
+    let mut all = a.expect("first");
+    all.extend(b.expect("second"));
+    assert_eq!(all, [1]);
+    assert_eq!(
+        migrate_signer(&schema.url).await.expect("again"),
+        Vec::<u32>::new()
+    );
+    schema.drop_schema().await;
+}
+
+/// The database itself refuses to move the signer's record backwards or
+/// to delete it, should someone try by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_database_refuses_a_rollback_made_in_sql() {
+    let schema = Schema::create("evault_signer").await;
+    let store = signer_database(&schema).await;
+    let nine = signed(9, 9, "note 9");
+    store
+        .record_signed(ORIGIN, None, &nine)
+        .await
+        .expect("record");
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    for sql in [
+        "UPDATE signed_heads SET size = 3",
+        "UPDATE signed_heads SET checkpoint = 'other'",
+        "DELETE FROM signed_heads",
+    ] {
+        let error = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::INTEGRITY_CONSTRAINT_VIOLATION),
+            "{sql}: {error}"
+        );
+    }
+    assert_eq!(store.last_signed(ORIGIN).await.expect("last"), Some(nine));
+    schema.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_file_refuses_the_logs_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(EmbeddedStore::open(dir.path()).expect("log"));
+    match SignerFile::open(&dir.path().join(evault_storage::embedded::DATABASE_FILE)) {
+        Err(StorageError::NotApart(message)) => {
+            assert!(message.contains("tree_heads"), "{message}")
+        }
+        Ok(_) => panic!("the signer opened the log's file"),
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+/// The record of a head as files and databases written before the signer
+/// had a store of its own kept it: `signer_heads` in the log's storage.
+fn legacy(size: u64) -> SignedHead {
+    signed(size, size as u8, &format!("legacy note {size}"))
+}
+
+/// The legacy record moves into the signer's store once: copied for an
+/// origin the signer's store has no record of, never over one it has, and
+/// removed from the log's storage so that it cannot come back.
+async fn legacy_record_moves_once(log: impl LegacySignerRecord, signer: impl SignerStore) {
+    let own = signed(40, 40, "own note");
+    signer
+        .record_signed("vault.example/newer", None, &own)
+        .await
+        .expect("own record");
+    let moved = adopt_legacy_record(&log, &signer).await.expect("adopt");
+    assert_eq!(moved, [(ORIGIN.to_string(), legacy(12).head)]);
+    assert_eq!(
+        signer.last_signed(ORIGIN).await.expect("moved"),
+        Some(legacy(12))
+    );
+    assert_eq!(
+        signer
+            .last_signed("vault.example/newer")
+            .await
+            .expect("kept"),
+        Some(own),
+        "a record of the signer's own is never replaced"
+    );
+    assert_eq!(log.legacy_signed_heads().await.expect("gone"), []);
+    assert_eq!(adopt_legacy_record(&log, &signer).await.expect("again"), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_legacy_record_moves_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(EmbeddedStore::open(dir.path()).expect("log"));
+    {
+        const LEGACY: redb::TableDefinition<'_, &str, &[u8]> =
+            redb::TableDefinition::new("signer_heads");
+        let db = redb::Database::create(dir.path().join(evault_storage::embedded::DATABASE_FILE))
+            .expect("redb");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut table = txn.open_table(LEGACY).expect("legacy table");
+            for (origin, signed) in [(ORIGIN, legacy(12)), ("vault.example/newer", legacy(30))] {
+                let mut value = signed.head.size.to_be_bytes().to_vec();
+                value.extend_from_slice(signed.head.root.as_bytes());
+                value.extend_from_slice(&signed.checkpoint);
+                table.insert(origin, value.as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    let log = EmbeddedStore::open(dir.path()).expect("reopen");
+    let signer = SignerFile::open(&dir.path().join(evault_storage::signer::SIGNER_FILE))
+        .expect("signer file");
+    legacy_record_moves_once(log, signer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_legacy_record_moves_once() {
+    let schema = new_schema().await;
+    let log = store(&schema).await;
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    for (origin, signed) in [(ORIGIN, legacy(12)), ("vault.example/newer", legacy(30))] {
+        client
+            .execute(
+                "INSERT INTO signer_heads (origin, size, root, checkpoint) VALUES ($1, $2, $3, $4)",
+                &[
+                    &origin,
+                    &(signed.head.size as i64),
+                    &signed.head.root.as_bytes(),
+                    &signed.checkpoint,
+                ],
+            )
+            .await
+            .expect("legacy row");
+    }
+    let signer_schema = Schema::create("evault_signer").await;
+    legacy_record_moves_once(log, signer_database(&signer_schema).await).await;
+    schema.drop_schema().await;
+    signer_schema.drop_schema().await;
+}
+
+/// Whether the last commit of the redb file at `path` was made in two
+/// phases: redb records it in the file header's flags byte (after the
+/// 9-byte magic number), bit 4. Read while the file is open: closing it
+/// makes a commit of redb's own.
+fn committed_in_two_phases(path: &std::path::Path) -> bool {
+    let header = std::fs::read(path).expect("read");
+    header[9] & 4 != 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_files_commit_in_two_phases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The probe itself: a commit redb makes by default is single-phase.
+    let plain = dir.path().join("plain.redb");
+    {
+        const T: redb::TableDefinition<'_, u64, u64> = redb::TableDefinition::new("t");
+        let db = redb::Database::create(&plain).expect("redb");
+        let txn = db.begin_write().expect("write");
+        txn.open_table(T).expect("t").insert(1, 1).expect("insert");
+        txn.commit().expect("commit");
+        assert!(!committed_in_two_phases(&plain));
+    }
+
+    let log = EmbeddedStore::open(&dir.path().join("log")).expect("log");
+    let mut tree = Integrator::new();
+    let batch = next_batch(&mut tree, 3, "2pc");
+    log.create_log(ORIGIN).await.expect("create");
+    log.integrate(ORIGIN, batch.integration())
+        .await
+        .expect("integrate");
+    log.publish(ORIGIN, 3, b"cp3").await.expect("publish");
+    assert!(committed_in_two_phases(
+        &dir.path()
+            .join("log")
+            .join(evault_storage::embedded::DATABASE_FILE)
+    ));
+
+    let path = dir.path().join(evault_storage::signer::SIGNER_FILE);
+    let signer = SignerFile::open(&path).expect("signer");
+    signer
+        .record_signed(ORIGIN, None, &legacy(3))
+        .await
+        .expect("record");
+    assert!(committed_in_two_phases(&path));
+}
 
 /// The embedded store in `dir`, holding the log with `batch` integrated.
 async fn embedded_log(dir: &std::path::Path, batch: &Batch) -> EmbeddedStore {

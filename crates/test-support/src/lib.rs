@@ -5,10 +5,14 @@
 //! connections use only that schema. A test that cannot reach PostgreSQL
 //! fails, loudly; it does not skip. Servers run as real processes
 //! ([`ServerProcess`]), always killed and reaped. Caller authentication is
-//! tested against a real JWKS server and real signing keys ([`jwks`]).
+//! tested against a real JWKS server and real signing keys ([`jwks`]);
+//! keys in a hardware token, against a real SoftHSM2 token ([`softhsm`]).
+//! A server's gRPC health is followed as it changes ([`health`]).
 //! This crate is for tests only.
 
+pub mod health;
 pub mod jwks;
+pub mod softhsm;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};

@@ -1,8 +1,9 @@
 //! `SequencerService` and `TreeService` over gRPC: conversion at the edge,
-//! field-precise `INVALID_ARGUMENT`, one exhaustive error-to-status map.
+//! field-precise `INVALID_ARGUMENT`, one exhaustive error-to-status map;
+//! and gRPC health, which says whether this tree sequences.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use evault_core::{EvidenceEntry, Hash};
 use evault_proto::guard::GuardedIncoming;
@@ -17,7 +18,11 @@ use evault_proto::v1::{
     LogEntry, SequenceRequest, SequenceResponse, SequencedEntry,
 };
 use evault_storage::{LogStore, StorageError};
+use tokio::sync::watch;
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::publish::{PublishError, Publisher};
 use crate::reader::{LogReader, Published, ReadError};
@@ -29,13 +34,17 @@ pub const MAX_BATCH: usize = 4096;
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
+/// The active sequencer of a tree, once it leads its log: `None` while it
+/// stands by. Watched, so that health follows promotion.
+type Active<S, P> = watch::Sender<Option<Arc<Sequencer<S, P>>>>;
+
 /// Both gRPC services of the tree role.
 ///
 /// A standby tree serves reads but refuses `Sequence` with `UNAVAILABLE`
 /// until it is promoted, when it wins the log's leadership.
 pub struct TreeGrpc<S, P> {
     origin: String,
-    sequencer: Arc<OnceLock<Arc<Sequencer<S, P>>>>,
+    sequencer: Arc<Active<S, P>>,
     reader: Arc<LogReader<S>>,
 }
 
@@ -66,7 +75,7 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
     pub fn standby(origin: &str, reader: LogReader<S>) -> Self {
         TreeGrpc {
             origin: origin.to_string(),
-            sequencer: Arc::new(OnceLock::new()),
+            sequencer: Arc::new(watch::Sender::new(None)),
             reader: Arc::new(reader),
         }
     }
@@ -74,7 +83,52 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
     /// Makes this tree the active sequencer of its log.
     pub fn promote(&self, sequencer: Arc<Sequencer<S, P>>) {
         // Promotion happens once per process; a second one changes nothing.
-        let _ = self.sequencer.set(sequencer);
+        self.sequencer.send_if_modified(|active| {
+            if active.is_some() {
+                return false;
+            }
+            *active = Some(sequencer);
+            true
+        });
+    }
+
+    /// Keeps `reporter` saying what this tree serves, until the returned
+    /// future is dropped: `TreeService` (reads) while it runs;
+    /// `SequencerService` only while this tree is the log's active
+    /// sequencer and does not refuse to sequence
+    /// ([`Sequencer::sequencing`]): `NOT_SERVING` as a standby, and while
+    /// the log's storage diverges from what the signer signed.
+    pub async fn report_health(&self, reporter: HealthReporter) {
+        let sequencer_service = <SequencerServiceServer<Self> as NamedService>::NAME;
+        for service in ["", <TreeServiceServer<Self> as NamedService>::NAME] {
+            reporter
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
+        reporter
+            .set_service_status(sequencer_service, ServingStatus::NotServing)
+            .await;
+        let mut promoted = self.sequencer.subscribe();
+        let active = promoted
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|active| active.clone());
+        if let Some(sequencer) = active {
+            let mut sequencing = sequencer.sequencing();
+            loop {
+                let status = if *sequencing.borrow_and_update() {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                reporter.set_service_status(sequencer_service, status).await;
+                if sequencing.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        std::future::pending().await
     }
 }
 
@@ -82,9 +136,10 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
 /// (which sequences) and gateway (which reads).
 pub const CALLERS: &[&str] = &["ingest", "gateway"];
 
-/// Runs `SequencerService` and `TreeService` on `incoming` until
-/// `shutdown` completes: over TLS and for the callers it admits with
-/// `tls`, in plaintext without.
+/// Runs `SequencerService`, `TreeService` and gRPC health
+/// (`grpc.health.v1.Health`, see [`TreeGrpc::report_health`]) on
+/// `incoming` until `shutdown` completes: over TLS and for the callers it
+/// admits with `tls`, in plaintext without.
 /// `incoming` is a listener's connections within their limits
 /// ([`evault_proto::transport::incoming`]).
 pub async fn serve<S: LogStore, P: Publisher>(
@@ -93,11 +148,16 @@ pub async fn serve<S: LogStore, P: Publisher>(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    evault_proto::tls::secure(evault_proto::transport::server(), tls.as_ref())?
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let served = evault_proto::tls::secure(evault_proto::transport::server(), tls.as_ref())?
+        .add_service(health)
         .add_service(SequencerServiceServer::new(tree.clone()))
-        .add_service(TreeServiceServer::new(tree))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .add_service(TreeServiceServer::new(tree.clone()))
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::select! {
+        result = served => result,
+        () = tree.report_health(reporter) => Ok(()),
+    }
 }
 
 fn storage_status(error: StorageError) -> Status {
@@ -107,9 +167,11 @@ fn storage_status(error: StorageError) -> Status {
             Status::unavailable(message)
         }
         StorageError::NoSuchLog(_) => Status::not_found(message),
-        StorageError::InvalidBatch(_) | StorageError::Corrupt(_) | StorageError::Backend(_) => {
-            Status::internal(message)
-        }
+        StorageError::InvalidBatch(_)
+        | StorageError::Corrupt(_)
+        | StorageError::Conflict(_)
+        | StorageError::NotApart(_)
+        | StorageError::Backend(_) => Status::internal(message),
     }
 }
 
@@ -123,6 +185,10 @@ pub fn sequence_status(error: SequenceError) -> Status {
         SequenceError::Publish(PublishError::Unavailable(_)) => Status::unavailable(message),
         // The signer refusing means tree is wrong or attacked: no retry helps.
         SequenceError::Publish(PublishError::Refused(_)) => Status::internal(message),
+        // The log's storage must be repaired first (a runbook's work, not a
+        // moment's): retrying soon cannot help, and UNAVAILABLE would have
+        // ingest and clients retry as if it could.
+        SequenceError::Diverged(_) => Status::failed_precondition(message),
     }
 }
 
@@ -168,7 +234,8 @@ impl<S: LogStore, P: Publisher> SequencerService for TreeGrpc<S, P> {
                 self.origin, request.origin
             )));
         }
-        let Some(sequencer) = self.sequencer.get() else {
+        let active = self.sequencer.borrow().clone();
+        let Some(sequencer) = active else {
             return Err(Status::unavailable(
                 "this tree is a standby; the log's active sequencer is another process",
             ));

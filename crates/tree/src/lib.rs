@@ -12,6 +12,10 @@
 //!
 //! Tree never holds a signing key: checkpoints come from a [`Publisher`],
 //! the signer in this process or one reached over gRPC ([`RemoteSigner`]).
+//! Nor does it keep the signer's record of what was signed; it asks for
+//! it, and refuses to sequence on storage that does not hold what was
+//! signed ([`Divergence`]): `SequencerService` then answers
+//! `FAILED_PRECONDITION` and reports `NOT_SERVING` on gRPC health.
 
 mod grpc;
 mod publish;
@@ -22,4 +26,4 @@ mod tiles;
 pub use grpc::{CALLERS, MAX_BATCH, TreeGrpc, sequence_status, serve};
 pub use publish::{PublishError, Publisher, RemoteSigner};
 pub use reader::{LogReader, MAX_ENTRIES_PER_READ, Published, ReadError};
-pub use sequencer::{NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};
+pub use sequencer::{Divergence, NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};

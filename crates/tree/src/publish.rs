@@ -1,14 +1,16 @@
 //! Publication: getting a checkpoint signed, by the signer in this process
-//! or by a remote one over gRPC.
+//! or by a remote one over gRPC; and asking it what it signed last, which
+//! tree compares with the log's storage before it sequences.
 
 use std::future::Future;
 
+use evault_core::Hash;
 use evault_proto::v1::signer_service_client::SignerServiceClient;
-use evault_proto::v1::{SignCheckpointRequest, TreeHead as WireHead};
+use evault_proto::v1::{GetSignedHeadRequest, SignCheckpointRequest, TreeHead as WireHead};
 use evault_signer::{CheckpointSigner, SignError, SignRequest};
-use evault_storage::SignerStore;
-use tonic::Code;
+use evault_storage::{SignedHead, SignerStore, TreeHead};
 use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::{Code, Status};
 
 /// Why a checkpoint was not signed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,20 +32,41 @@ pub trait Publisher: Send + Sync + 'static {
         &self,
         request: SignRequest,
     ) -> impl Future<Output = Result<Vec<u8>, PublishError>> + Send;
+
+    /// The last head the signer signed for `origin`, with the checkpoint it
+    /// signed for it, from the signer's own record; `None` if it never
+    /// signed for that origin.
+    fn latest(
+        &self,
+        origin: &str,
+    ) -> impl Future<Output = Result<Option<SignedHead>, PublishError>> + Send;
+}
+
+/// Every signer error has a deliberate meaning for tree: no catch-all arm.
+fn publish_error(error: SignError) -> PublishError {
+    let message = error.to_string();
+    match error {
+        SignError::UnknownOrigin(_)
+        | SignError::StaleHead { .. }
+        | SignError::Rollback { .. }
+        | SignError::Fork { .. } => PublishError::Refused(message),
+        SignError::Raced(_) | SignError::Storage(_) | SignError::Key(_) => {
+            PublishError::Unavailable(message)
+        }
+    }
 }
 
 impl<S: SignerStore> Publisher for CheckpointSigner<S> {
     async fn sign(&self, request: SignRequest) -> Result<Vec<u8>, PublishError> {
-        CheckpointSigner::sign(self, &request).await.map_err(|e| {
-            let message = e.to_string();
-            match e {
-                SignError::UnknownOrigin(_)
-                | SignError::StaleHead { .. }
-                | SignError::Rollback { .. }
-                | SignError::Fork { .. } => PublishError::Refused(message),
-                SignError::Raced(_) | SignError::Storage(_) => PublishError::Unavailable(message),
-            }
-        })
+        CheckpointSigner::sign(self, &request)
+            .await
+            .map_err(publish_error)
+    }
+
+    async fn latest(&self, origin: &str) -> Result<Option<SignedHead>, PublishError> {
+        CheckpointSigner::latest(self, origin)
+            .await
+            .map_err(publish_error)
     }
 }
 
@@ -66,7 +89,7 @@ impl RemoteSigner {
     }
 }
 
-fn wire(head: evault_storage::TreeHead) -> Option<WireHead> {
+fn wire(head: TreeHead) -> Option<WireHead> {
     Some(WireHead {
         size: head.size,
         root_hash: head.root.as_bytes().to_vec(),
@@ -88,15 +111,54 @@ impl Publisher for RemoteSigner {
         };
         match client.sign_checkpoint(wire_request).await {
             Ok(response) => Ok(response.into_inner().checkpoint),
-            Err(status) => {
-                let message = format!("{:?}: {}", status.code(), status.message());
-                match status.code() {
-                    Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => {
-                        Err(PublishError::Refused(message))
-                    }
-                    _ => Err(PublishError::Unavailable(message)),
-                }
-            }
+            Err(status) => Err(remote_error(status)),
         }
+    }
+
+    async fn latest(&self, origin: &str) -> Result<Option<SignedHead>, PublishError> {
+        let mut client = self.client.clone();
+        let request = GetSignedHeadRequest {
+            origin: origin.to_string(),
+        };
+        let response = client
+            .get_signed_head(request)
+            .await
+            .map_err(remote_error)?
+            .into_inner();
+        let Some(head) = response.head else {
+            return Ok(None);
+        };
+        let malformed = |what: String| PublishError::Unavailable(format!("the signer sent {what}"));
+        let root = Hash::from_slice(&head.root_hash).ok_or_else(|| {
+            malformed(format!(
+                "a signed head whose root is {} bytes, not 32",
+                head.root_hash.len()
+            ))
+        })?;
+        if response.checkpoint.is_empty() {
+            return Err(malformed(format!(
+                "no checkpoint for its signed head of size {}",
+                head.size
+            )));
+        }
+        Ok(Some(SignedHead {
+            head: TreeHead {
+                size: head.size,
+                root,
+            },
+            checkpoint: response.checkpoint,
+        }))
+    }
+}
+
+/// What a signer's status means for tree: a refusal (its answer will not
+/// change by asking again) or a failure (it may have acted; ask again).
+fn remote_error(status: Status) -> PublishError {
+    let message = format!("{:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => {
+            PublishError::Refused(message)
+        }
+        _ => PublishError::Unavailable(message),
     }
 }

@@ -7,17 +7,30 @@
 //! then gets the new head signed and stores the checkpoint. Only then are
 //! indices and proofs handed out: an index is never given for an entry that
 //! is not durable and covered by a signed checkpoint.
+//!
+//! Nothing is sequenced on storage that does not hold what the signer has
+//! signed. When it opens the log, and before it integrates again after
+//! the signer refused or the log moved under it, the sequencer compares
+//! the stored head with the signer's record ([`Publisher::latest`]). A
+//! store behind that record (a restored backup, a lagging replica), or one
+//! whose tree at the signed size has another root (a fork), would make
+//! the next checkpoint a second tree at a size already signed: the
+//! sequencer refuses every batch instead ([`Divergence`]), says so on
+//! health ([`Sequencer::sequencing`]) and in the log, and looks again on
+//! each batch, so that it resumes once storage is repaired
+//! (`docs/runbooks/storage-behind-signer.md`).
 
 use std::collections::HashMap;
 
+use evault_core::hash::hex;
 use evault_core::tile::partial_tiles_for_size;
 use evault_core::{
     Checkpoint, EvidenceEntry, Hash, Integrator, Note, ProofPlan, TileId, leaf_hash,
 };
 use evault_signer::SignRequest;
 use evault_storage::tiles::{TileCache, read_tiles};
-use evault_storage::{Integration, LogStore, StorageError, StoredEntry, TreeHead};
-use tokio::sync::Mutex;
+use evault_storage::{Integration, LogStore, SignedHead, StorageError, StoredEntry, TreeHead};
+use tokio::sync::{Mutex, watch};
 
 use crate::publish::{PublishError, Publisher};
 use crate::tiles::{Gathered, prove};
@@ -78,6 +91,59 @@ pub enum SequenceError {
     /// will be covered by the next checkpoint that is.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The log's storage does not hold what the signer signed: nothing is
+    /// sequenced until it does.
+    #[error("refusing to sequence: {0}; see docs/runbooks/storage-behind-signer.md")]
+    Diverged(Divergence),
+}
+
+/// How the log's storage disagrees with the signer's record of the last
+/// head it signed. Sequencing on such storage would have the next
+/// checkpoint sign a second tree at a size already signed: a fork under
+/// the log's key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Divergence {
+    /// Storage holds fewer entries than the signer signed: restored from a
+    /// backup older than the signer's record, or a replica that has not
+    /// caught up.
+    #[error(
+        "the log's storage is behind what was signed: it holds size {} (root {}), the signer signed size {} (root {})",
+        stored.size, hex(stored.root.as_bytes()), signed.size, hex(signed.root.as_bytes())
+    )]
+    Behind {
+        /// The stored head.
+        stored: TreeHead,
+        /// The signer's last signed head.
+        signed: TreeHead,
+    },
+    /// Storage's tree at the signed size has another root than the one
+    /// signed: its entries are not the ones signed.
+    #[error(
+        "the log's storage forks from what was signed: its tree of size {} has root {}, the signer signed root {} (storage holds size {})",
+        signed.size, hex(stored_root.as_bytes()), hex(signed.root.as_bytes()), stored_size
+    )]
+    Forked {
+        /// The stored tree's root at the signed size.
+        stored_root: Hash,
+        /// The stored head's size.
+        stored_size: u64,
+        /// The signer's last signed head.
+        signed: TreeHead,
+    },
+}
+
+/// Whether the sequencer may build on its log's storage, as it last found
+/// by comparing it with the signer's record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Not compared since the log was (re)loaded or the signer refused a
+    /// head: compared before anything is integrated.
+    Unchecked,
+    /// Storage holds every head the signer signed.
+    Clear,
+    /// Storage diverges from the signer's record: every batch is refused,
+    /// and compared again.
+    Refusing(Divergence),
 }
 
 /// What the sequencer knows of its log between batches.
@@ -97,6 +163,8 @@ struct State {
     /// after a batch met a logged key, counted down by batches that did
     /// not (see [`Sequencer::sequence`]).
     probe_dedup: u32,
+    /// What the last comparison with the signer's record found.
+    standing: Standing,
 }
 
 /// How many batches look their dedup keys up first after one met a logged
@@ -125,6 +193,9 @@ pub struct Sequencer<S, P> {
     publisher: P,
     cache: TileCache,
     state: Mutex<State>,
+    /// False while the sequencer refuses to sequence (written under the
+    /// state's lock, read by health reporting).
+    sequencing: watch::Sender<bool>,
 }
 
 /// Full tiles kept in memory for proofs (8 KiB each, 16 KiB once their
@@ -137,8 +208,16 @@ const TILE_CACHE: usize = 512;
 
 impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     /// Opens the log `origin` (creating it if new), resumes its tree from
-    /// the stored tiles, and publishes any head not yet signed (after a
-    /// crash between integration and publication).
+    /// the stored tiles, compares it with the signer's record, and
+    /// publishes any head not yet signed (after a crash between
+    /// integration and publication).
+    ///
+    /// Storage that diverges from the signer's record does not fail the
+    /// opening: the sequencer opens refusing to sequence
+    /// ([`Sequencer::sequencing`] is false, every batch fails with
+    /// [`SequenceError::Diverged`]), so that reads go on being served and
+    /// it resumes once storage is repaired. A signer that cannot be
+    /// reached leaves the comparison to the first batch.
     pub async fn open(origin: &str, store: S, publisher: P) -> Result<Self, SequenceError> {
         let cache = TileCache::new(TILE_CACHE);
         let state = load(origin, &store, &cache).await?;
@@ -148,12 +227,34 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             publisher,
             cache,
             state: Mutex::new(state),
+            sequencing: watch::Sender::new(true),
         };
         {
             let mut state = sequencer.state.lock().await;
-            sequencer.publish(&mut state).await?;
+            match sequencer.stand(&mut state).await {
+                Ok(()) => {
+                    sequencer.publish(&mut state).await?;
+                }
+                // Said on every batch, on health, and logged by `stand`.
+                Err(SequenceError::Diverged(_)) => {}
+                Err(SequenceError::Publish(PublishError::Unavailable(reason))) => {
+                    tracing::warn!(
+                        origin = %sequencer.origin,
+                        %reason,
+                        "cannot ask the signer what it signed; comparing before the first batch"
+                    );
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(sequencer)
+    }
+
+    /// Whether this sequencer sequences: false while it refuses because
+    /// the log's storage diverges from what the signer signed, true
+    /// otherwise. Health reports follow it.
+    pub fn sequencing(&self) -> watch::Receiver<bool> {
+        self.sequencing.subscribe()
     }
 
     /// The log's origin.
@@ -174,6 +275,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             evidence.push(entry.digest);
         }
         let mut state = self.state.lock().await;
+        self.stand(&mut state).await?;
         if state.head() != state.published {
             // A previous batch was committed but not published: finish it
             // before integrating anything new.
@@ -328,6 +430,156 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         Ok(originals)
     }
 
+    /// Makes sure the log's storage holds what the signer signed, comparing
+    /// them unless the last comparison found it did and nothing has
+    /// happened since that could change it. Fails with
+    /// [`SequenceError::Diverged`] while it does not; nothing may be
+    /// integrated or signed then.
+    async fn stand(&self, state: &mut State) -> Result<(), SequenceError> {
+        if state.standing == Standing::Clear {
+            return Ok(());
+        }
+        let was = state.standing.clone();
+        let refusing = matches!(was, Standing::Refusing(_));
+        match self.compare(state, refusing).await {
+            Ok(()) => {
+                if let Standing::Refusing(divergence) = &was {
+                    tracing::warn!(
+                        origin = %self.origin,
+                        was = %divergence,
+                        "the log's storage now holds what the signer signed; sequencing resumes"
+                    );
+                }
+                state.standing = Standing::Clear;
+                self.sequencing.send_replace(true);
+                Ok(())
+            }
+            Err(SequenceError::Diverged(divergence)) => {
+                // Logged when it starts or changes, not on every batch
+                // refused meanwhile.
+                if was != Standing::Refusing(divergence.clone()) {
+                    tracing::error!(
+                        origin = %self.origin,
+                        %divergence,
+                        "refusing to sequence: the log's storage does not hold what the signer \
+                         signed (docs/runbooks/storage-behind-signer.md)"
+                    );
+                }
+                state.standing = Standing::Refusing(divergence.clone());
+                self.sequencing.send_replace(false);
+                Err(SequenceError::Diverged(divergence))
+            }
+            Err(error) => {
+                // Not compared (a reload may have reset it): as it was,
+                // and compared again on the next batch.
+                state.standing = was;
+                Err(error)
+            }
+        }
+    }
+
+    /// Compares the log's storage with the signer's record of the last
+    /// head it signed, reloading the log if storage moved under it.
+    ///
+    /// The signer is asked first and storage read after: an honest signer
+    /// signs only heads storage had committed before, so storage read
+    /// later holds at least what the signer reported, even while another
+    /// sequencer moves the log. When storage holds the signed head but not
+    /// its checkpoint (the signer's answer was lost), the signer's
+    /// checkpoint is stored: that is the normal repair.
+    ///
+    /// Storage that moved under a sequencer that is not `refusing` means
+    /// another sequencer is active, as when a commit finds the head moved:
+    /// the log is reloaded and the batch refused with
+    /// [`SequenceError::NotLeader`]. Under one that refuses, it is most
+    /// likely the repair: the log is reloaded and compared.
+    async fn compare(&self, state: &mut State, refusing: bool) -> Result<(), SequenceError> {
+        let Some(signed) = self.publisher.latest(&self.origin).await? else {
+            return Ok(());
+        };
+        let stored = self.store.head(&self.origin).await?;
+        if stored != state.head() {
+            let expected = state.head().size;
+            *state = load(&self.origin, &self.store, &self.cache).await?;
+            if !refusing {
+                return Err(SequenceError::NotLeader(format!(
+                    "expected size {expected}, found {}",
+                    stored.size
+                )));
+            }
+        }
+        let head = state.head();
+        if head.size < signed.head.size {
+            return Err(SequenceError::Diverged(Divergence::Behind {
+                stored: head,
+                signed: signed.head,
+            }));
+        }
+        let stored_root = self.root_at(state, signed.head.size).await?;
+        if stored_root != signed.head.root {
+            return Err(SequenceError::Diverged(Divergence::Forked {
+                stored_root,
+                stored_size: head.size,
+                signed: signed.head,
+            }));
+        }
+        if state.published.size < signed.head.size {
+            self.adopt(state, &signed).await?;
+        }
+        Ok(())
+    }
+
+    /// The root of the committed tree's first `size` entries.
+    async fn root_at(&self, state: &State, size: u64) -> Result<Hash, SequenceError> {
+        let head = state.head();
+        if size == head.size {
+            return Ok(head.root);
+        }
+        if size == 0 {
+            return Ok(evault_core::empty_root());
+        }
+        let mut roots = prove(
+            &self.store,
+            &self.origin,
+            &self.cache,
+            head.size,
+            &state.edge(),
+            &[ProofPlan::root(size)],
+        )
+        .await?;
+        roots
+            .pop()
+            .and_then(|root| root.first().copied())
+            .ok_or_else(|| StorageError::Corrupt(format!("no root at size {size}")).into())
+    }
+
+    /// Stores the checkpoint the signer signed for a head storage holds
+    /// but never published (its answer was lost), after checking that it
+    /// is that head's.
+    async fn adopt(&self, state: &mut State, signed: &SignedHead) -> Result<(), SequenceError> {
+        let names = Note::parse(&signed.checkpoint)
+            .ok()
+            .and_then(|note| Checkpoint::parse(note.text()).ok())
+            .map(|cp| (cp.origin, cp.size, cp.root));
+        if names != Some((self.origin.clone(), signed.head.size, signed.head.root)) {
+            return Err(PublishError::Unavailable(format!(
+                "the signer's checkpoint for its last head (size {}) is not that head's",
+                signed.head.size
+            ))
+            .into());
+        }
+        self.store
+            .publish(&self.origin, signed.head.size, &signed.checkpoint)
+            .await?;
+        tracing::info!(
+            origin = %self.origin,
+            size = signed.head.size,
+            "stored the checkpoint the signer had signed, whose answer was lost"
+        );
+        state.published = signed.head;
+        Ok(())
+    }
+
     /// Gets the committed head signed (unless it already is) and stores
     /// the checkpoint. Returns the checkpoint of the committed head.
     async fn publish(&self, state: &mut State) -> Result<Vec<u8>, SequenceError> {
@@ -337,7 +589,17 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 return Ok(note);
             }
         }
-        let note = self.sign(state.published, state).await?;
+        let note = match self.sign(state.published, state).await {
+            Ok(note) => note,
+            Err(error) => {
+                // A refusal means the signer's record is not what this
+                // sequencer believes: compare again before going on.
+                if let SequenceError::Publish(PublishError::Refused(_)) = error {
+                    state.standing = Standing::Unchecked;
+                }
+                return Err(error);
+            }
+        };
         self.store.publish(&self.origin, head.size, &note).await?;
         state.published = head;
         Ok(note)
@@ -451,5 +713,6 @@ async fn load<S: LogStore>(
         tree,
         published,
         probe_dedup: 0,
+        standing: Standing::Unchecked,
     })
 }

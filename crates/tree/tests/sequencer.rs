@@ -16,6 +16,7 @@ use evault_core::{
 use evault_signer::{CheckpointSigner, SignRequest};
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::postgres::{PostgresStore, migrate};
+use evault_storage::signer::{SIGNER_FILE, SignerFile};
 use evault_storage::{Integration, LogStore, Result as StoreResult, StorageError, TreeHead};
 use evault_tree::{
     LogReader, NewEntry, PublishError, Publisher, SequenceError, SequencedBatch, Sequencer,
@@ -129,7 +130,7 @@ impl<S: LogStore> LogStore for Faulty<S> {
 /// signing and recording it.
 #[derive(Clone)]
 struct FlakySigner {
-    inner: Arc<CheckpointSigner<EmbeddedStore>>,
+    inner: Arc<CheckpointSigner<SignerFile>>,
     fail_before: Arc<AtomicBool>,
     fail_after: Arc<AtomicBool>,
 }
@@ -148,6 +149,13 @@ impl Publisher for FlakySigner {
             ));
         }
         Ok(note)
+    }
+
+    async fn latest(
+        &self,
+        origin: &str,
+    ) -> Result<Option<evault_storage::SignedHead>, PublishError> {
+        Publisher::latest(self.inner.as_ref(), origin).await
     }
 }
 
@@ -190,8 +198,8 @@ impl<S: LogStore + Clone> Harness<S> {
             inner: Arc::new(
                 CheckpointSigner::new(
                     ORIGIN,
-                    vec![key],
-                    EmbeddedStore::open(signer_dir).expect("signer store"),
+                    vec![Box::new(key)],
+                    SignerFile::open(&signer_dir.join(SIGNER_FILE)).expect("signer store"),
                 )
                 .expect("signer"),
             ),
@@ -607,8 +615,8 @@ async fn sequence_over_grpc_refuses_a_dedup_key_that_is_not_its_entrys() {
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
     let signer = CheckpointSigner::new(
         ORIGIN,
-        vec![key],
-        EmbeddedStore::open(&dir.path().join("signer")).expect("signer store"),
+        vec![Box::new(key)],
+        SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer store"),
     )
     .expect("signer");
     let sequencer = Sequencer::open(ORIGIN, store.clone(), signer)

@@ -40,7 +40,7 @@ fn signing_the_text_reproduces_the_published_note_signature() {
     let key = SigningKey::from_note_key(&v.signer).expect("signer key");
     assert_eq!(key.verifier_key().to_string(), v.verifiers[0]);
     let mut note = Note::new(&v.text).expect("text");
-    note.sign(&key);
+    note.sign(&key).expect("sign");
     let published = Note::parse(v.note.as_bytes()).expect("parse");
     assert_eq!(note.signatures()[0], published.signatures()[0]);
     assert_eq!(published.to_bytes(), v.note.as_bytes());
