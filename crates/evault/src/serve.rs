@@ -188,11 +188,14 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 let auth = a.auth.layer().await?;
                 let grpc = crate::identity::guarded(
                     tonic::service::Routes::new(IngestServiceServer::new(ingest))
-                        .add_service(TreeServiceServer::new(tree)),
+                        .add_service(TreeServiceServer::new(tree.clone())),
                     &auth,
                 );
                 with_store!(storage, store => {
-                    let tiles = TileApi::new(&a.origin, store).routes().layer(auth);
+                    let tiles = TileApi::new(&a.origin, store)
+                        .routes()
+                        .merge(evault_gateway::verifier_keys_routes(tree))
+                        .layer(auth);
                     evault_gateway::serve(a.connections.incoming(listener), grpc, tiles, tls.server, shutdown_signal())
                         .await
                         .map_err(|e| usage(format!("serving gateway: {e}")))
@@ -212,7 +215,7 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
     let storage = a.storage.open().await?;
     let listener = bind(&a.listen).await?;
     with_store!(storage, store => {
-        let tree = TreeGrpc::standby(&a.origin, LogReader::new(&a.origin, store.clone()));
+        let tree = TreeGrpc::standby(&a.origin, LogReader::new(&a.origin, store.clone()), Arc::new(publisher.clone()));
         announce("tree", &listener, tls.scheme())?;
         let mut server = tokio::spawn(evault_tree::serve(a.connections.incoming(listener), tree.clone(), tls.server, shutdown_signal()));
         let mut leadership = match &a.storage.database_url {

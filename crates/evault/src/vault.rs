@@ -199,10 +199,13 @@ where
     // unless reads are public.
     let grpc = crate::identity::guarded(
         tonic::service::Routes::new(ingest.into_service())
-            .add_service(TreeServiceServer::new(tree)),
+            .add_service(TreeServiceServer::new(tree.clone())),
         &auth,
     );
-    let tiles = TileApi::new(origin, store).routes().layer(auth);
+    let tiles = TileApi::new(origin, store)
+        .routes()
+        .merge(evault_gateway::verifier_keys_routes(tree))
+        .layer(auth);
     evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
         .await
         .map_err(|e| usage(format!("serving: {e}")))

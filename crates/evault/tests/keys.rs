@@ -55,9 +55,18 @@ fn append_one(hsm: &SoftHsm, server: &str, data: &Path, name: &str) -> Receipt {
     Receipt::parse(&std::fs::read(path).expect("read")).expect("receipt")
 }
 
-fn verifier_keys(data: &Path) -> Vec<VerifierKey> {
-    parse_verifier_keys(&std::fs::read_to_string(data.join("verifier-key")).expect("read"))
-        .expect("verifier keys")
+/// The keys `evault up` wrote to `DATA_DIR/verifier-key`, which must be
+/// the ones the gateway lists at `/verifier-keys`.
+fn verifier_keys(server: &str, data: &Path) -> Vec<VerifierKey> {
+    let written = std::fs::read_to_string(data.join("verifier-key")).expect("read");
+    let listed = ureq::get(format!("{server}/verifier-keys"))
+        .call()
+        .expect("GET /verifier-keys")
+        .into_body()
+        .read_to_string()
+        .expect("body");
+    assert_eq!(listed, written, "/verifier-keys and DATA_DIR/verifier-key");
+    parse_verifier_keys(&written).expect("verifier keys")
 }
 
 fn key_file(path: &Path) -> Vec<String> {
@@ -80,7 +89,7 @@ fn up_signs_with_a_key_that_stays_in_the_token() {
 
     // The verifier key comes from the token's public key; no key file is
     // made beside the log.
-    let keys = verifier_keys(&data);
+    let keys = verifier_keys(&server.url, &data);
     assert_eq!(keys.len(), 1);
     assert!(!data.join("signing.key").exists());
 
@@ -116,7 +125,7 @@ fn rotation_from_a_key_file_to_a_token_key_needs_no_flag_day() {
 
     // Key A: the key `evault up` makes on first start.
     let server = up(&hsm, &data, &[]);
-    let a = verifier_keys(&data);
+    let a = verifier_keys(&server.url, &data);
     assert_eq!(a.len(), 1);
     let before = append_one(&hsm, &server.url, &data, "before.txt");
     drop(server);
@@ -125,7 +134,7 @@ fn rotation_from_a_key_file_to_a_token_key_needs_no_flag_day() {
     let mut both = key_file(&data.join("signing.key"));
     both.extend(hsm.flags(&["log-b"]));
     let server = up(&hsm, &data, &both);
-    let ab = verifier_keys(&data);
+    let ab = verifier_keys(&server.url, &data);
     assert_eq!(ab.len(), 2, "verifier-key lists both keys");
     assert_eq!(ab[0], a[0]);
     let b = vec![ab[1].clone()];
@@ -136,7 +145,7 @@ fn rotation_from_a_key_file_to_a_token_key_needs_no_flag_day() {
 
     // Step 2: B alone.
     let server = up(&hsm, &data, &hsm.flags(&["log-b"]));
-    assert_eq!(verifier_keys(&data), b);
+    assert_eq!(verifier_keys(&server.url, &data), b);
     let after = append_one(&hsm, &server.url, &data, "after.txt");
 
     // Receipts signed before still verify with A; new ones with B, and

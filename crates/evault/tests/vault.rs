@@ -409,6 +409,15 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
     let files = write_files(&tmp.path().join("files"), 0, 300);
     ok(&append(&gateway.url, &token, &receipts, &files));
     assert_eq!(verify_all(&receipts, &keys(&vkey)).len(), 300);
+    // The gateway lists the signer's key, asked of a tree, which asks the
+    // signer.
+    let listed = ureq::get(format!("{}/verifier-keys", gateway.url))
+        .call()
+        .expect("GET /verifier-keys")
+        .into_body()
+        .read_to_string()
+        .expect("body");
+    assert_eq!(listed, std::fs::read_to_string(&vkey).expect("vkey"));
     ok(&run(&[
         "fsck",
         "--vkey-file",

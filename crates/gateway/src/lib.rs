@@ -6,6 +6,8 @@
 //! - the C2SP tlog-tiles HTTP read API ([`TileApi`]): `/checkpoint`
 //!   (`no-cache`), `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`
 //!   (cacheable forever), only within the latest published checkpoint;
+//! - `/verifier-keys` ([`verifier_keys_routes`]): the keys signing the
+//!   log's checkpoints now, one verifier key per line;
 //! - gRPC health (`grpc.health.v1.Health`); with the tree in process
 //!   ([`serve_reporting`]), `IngestService` is `NOT_SERVING` while the
 //!   tree refuses to sequence.
@@ -13,6 +15,7 @@
 //! The gateway reads the log's storage for tiles but never writes to it,
 //! and holds no key.
 
+mod keys;
 mod proxy;
 mod tiles;
 
@@ -25,6 +28,7 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+pub use keys::verifier_keys_routes;
 pub use proxy::{IngestProxy, TreeProxy};
 pub use tiles::TileApi;
 

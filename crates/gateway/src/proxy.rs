@@ -15,7 +15,8 @@ use evault_proto::v1::{
     AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse, FindEntriesRequest,
     FindEntriesResponse, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest,
     GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest,
-    GetInclusionProofResponse,
+    GetInclusionProofResponse, TreeServiceGetVerifierKeysRequest,
+    TreeServiceGetVerifierKeysResponse,
 };
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::metadata::MetadataMap;
@@ -162,6 +163,17 @@ impl TreeService for TreeProxy {
     ) -> Result<Response<GetCheckpointResponse>, Status> {
         self.call(request, |mut c, r| async move { c.get_checkpoint(r).await })
             .await
+    }
+
+    async fn get_verifier_keys(
+        &self,
+        request: Request<TreeServiceGetVerifierKeysRequest>,
+    ) -> Result<Response<TreeServiceGetVerifierKeysResponse>, Status> {
+        self.call(
+            request,
+            |mut c, r| async move { c.get_verifier_keys(r).await },
+        )
+        .await
     }
 
     async fn get_inclusion_proof(

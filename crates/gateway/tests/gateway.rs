@@ -11,7 +11,7 @@ use evault_auth::{AuthLayer, JwtVerifier, LocalIssuer, Policy, Scope};
 use evault_core::hash::sha256;
 use evault_core::tile::{BundleId, TileId, full_tile_root};
 use evault_core::{Hash, LogSource, Receipt, SigningKey, VerifierKey, audit};
-use evault_gateway::{IngestProxy, TileApi, TreeProxy, serve};
+use evault_gateway::{IngestProxy, TileApi, TreeProxy, serve, verifier_keys_routes};
 use evault_ingest::{BatchConfig, Batcher, IngestGrpc};
 use evault_proto::guard::{ConnectionLimits, GuardedIncoming};
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
@@ -20,6 +20,7 @@ use evault_proto::v1::tree_service_client::TreeServiceClient;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
 use evault_proto::v1::{
     AppendRequest, AppendStreamRequest, EvidenceStatement, GetCheckpointRequest,
+    TreeServiceGetVerifierKeysRequest,
 };
 use evault_signer::CheckpointSigner;
 use evault_storage::embedded::EmbeddedStore;
@@ -85,7 +86,8 @@ async fn start(separate: bool) -> Vault {
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth().await, None, store.clone(), batcher);
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(ORIGIN, store.clone()));
-    let grpc = if separate {
+    let tiles = TileApi::new(ORIGIN, store.clone()).routes();
+    let (grpc, tiles) = if separate {
         let (tree_listener, tree_url) = listener().await;
         tokio::spawn(evault_tree::serve(
             incoming(tree_listener),
@@ -100,17 +102,22 @@ async fn start(separate: bool) -> Vault {
             None,
             std::future::pending(),
         ));
-        tonic::service::Routes::new(IngestServiceServer::new(
-            IngestProxy::new(&ingest_url, None).expect("proxy"),
-        ))
-        .add_service(TreeServiceServer::new(
-            TreeProxy::new(&[tree_url], None).expect("proxy"),
-        ))
+        let tree = TreeProxy::new(&[tree_url], None).expect("proxy");
+        (
+            tonic::service::Routes::new(IngestServiceServer::new(
+                IngestProxy::new(&ingest_url, None).expect("proxy"),
+            ))
+            .add_service(TreeServiceServer::new(tree.clone())),
+            tiles.merge(verifier_keys_routes(tree)),
+        )
     } else {
-        tonic::service::Routes::new(ingest.into_service()).add_service(TreeServiceServer::new(tree))
+        (
+            tonic::service::Routes::new(ingest.into_service())
+                .add_service(TreeServiceServer::new(tree.clone())),
+            tiles.merge(verifier_keys_routes(tree)),
+        )
     };
     let (gateway_listener, base) = listener().await;
-    let tiles = TileApi::new(ORIGIN, store).routes();
     tokio::spawn(serve(
         incoming(gateway_listener),
         grpc,
@@ -243,6 +250,14 @@ async fn appends_go_through_and_the_log_is_served_as_tiles(separate: bool) {
         .expect("checkpoint")
         .into_inner();
     assert_eq!(latest.checkpoint.expect("checkpoint").size, 600);
+    let listed = tree
+        .get_verifier_keys(TreeServiceGetVerifierKeysRequest {})
+        .await
+        .expect("verifier keys")
+        .into_inner()
+        .verifier_keys;
+    let expected: Vec<String> = vault.keys.iter().map(ToString::to_string).collect();
+    assert_eq!(listed, expected);
 
     let base = vault.base.clone();
     let keys = vault.keys.clone();
@@ -252,6 +267,13 @@ async fn appends_go_through_and_the_log_is_served_as_tiles(separate: bool) {
         assert_eq!(content_type, "text/plain; charset=utf-8");
         assert_eq!(cache, "no-cache");
         evault_core::open_checkpoint(&note, &keys, Some(ORIGIN)).expect("checkpoint verifies");
+        let (listed, content_type, cache) = http.get("verifier-keys").expect("verifier keys");
+        assert_eq!(content_type, "text/plain; charset=utf-8");
+        assert_eq!(cache, "no-cache");
+        assert_eq!(
+            String::from_utf8(listed).expect("UTF-8"),
+            format!("{}\n", keys[0])
+        );
         for path in [
             "tile/0/000",
             "tile/entries/001",

@@ -15,7 +15,8 @@ use evault_proto::v1::{
     Checkpoint as WireCheckpoint, FindEntriesRequest, FindEntriesResponse, GetCheckpointRequest,
     GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
     GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest, GetInclusionProofResponse,
-    LogEntry, SequenceRequest, SequenceResponse, SequencedEntry,
+    LogEntry, SequenceRequest, SequenceResponse, SequencedEntry, TreeServiceGetVerifierKeysRequest,
+    TreeServiceGetVerifierKeysResponse,
 };
 use evault_storage::{LogStore, StorageError};
 use tokio::sync::watch;
@@ -46,6 +47,8 @@ pub struct TreeGrpc<S, P> {
     origin: String,
     sequencer: Arc<Active<S, P>>,
     reader: Arc<LogReader<S>>,
+    /// Asked for the signing keys, by a standby as by the active tree.
+    publisher: Arc<P>,
 }
 
 impl<S, P> Clone for TreeGrpc<S, P> {
@@ -54,6 +57,7 @@ impl<S, P> Clone for TreeGrpc<S, P> {
             origin: self.origin.clone(),
             sequencer: Arc::clone(&self.sequencer),
             reader: Arc::clone(&self.reader),
+            publisher: Arc::clone(&self.publisher),
         }
     }
 }
@@ -66,17 +70,23 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
 
     /// Serves a sequencer shared with an in-process ingest.
     pub fn from_shared(sequencer: Arc<Sequencer<S, P>>, reader: LogReader<S>) -> Self {
-        let tree = Self::standby(sequencer.origin(), reader);
+        let tree = Self::standby(
+            sequencer.origin(),
+            reader,
+            Arc::clone(sequencer.publisher()),
+        );
         tree.promote(sequencer);
         tree
     }
 
-    /// A standby: reads only, until [`TreeGrpc::promote`].
-    pub fn standby(origin: &str, reader: LogReader<S>) -> Self {
+    /// A standby: reads only, until [`TreeGrpc::promote`]. `publisher`
+    /// is asked for the signer's verifier keys.
+    pub fn standby(origin: &str, reader: LogReader<S>, publisher: Arc<P>) -> Self {
         TreeGrpc {
             origin: origin.to_string(),
             sequencer: Arc::new(watch::Sender::new(None)),
             reader: Arc::new(reader),
+            publisher,
         }
     }
 
@@ -397,6 +407,28 @@ impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
                 .map(|(index, entry)| LogEntry { index, entry })
                 .collect(),
             next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_verifier_keys(
+        &self,
+        _request: Request<TreeServiceGetVerifierKeysRequest>,
+    ) -> Result<Response<TreeServiceGetVerifierKeysResponse>, Status> {
+        let verifier_keys = self
+            .publisher
+            .verifier_keys(&self.origin)
+            .await
+            .map_err(|e| {
+                let message = e.to_string();
+                match e {
+                    PublishError::Unavailable(_) => Status::unavailable(message),
+                    // The signer holds no key for the origin tree serves:
+                    // the two are configured for different logs.
+                    PublishError::Refused(_) => Status::failed_precondition(message),
+                }
+            })?;
+        Ok(Response::new(TreeServiceGetVerifierKeysResponse {
+            verifier_keys,
         }))
     }
 }

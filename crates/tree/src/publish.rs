@@ -6,7 +6,9 @@ use std::future::Future;
 
 use evault_core::Hash;
 use evault_proto::v1::signer_service_client::SignerServiceClient;
-use evault_proto::v1::{GetSignedHeadRequest, SignCheckpointRequest, TreeHead as WireHead};
+use evault_proto::v1::{
+    GetSignedHeadRequest, GetVerifierKeysRequest, SignCheckpointRequest, TreeHead as WireHead,
+};
 use evault_signer::{CheckpointSigner, SignError, SignRequest};
 use evault_storage::{SignedHead, SignerStore, TreeHead};
 use tonic::transport::{Channel, ClientTlsConfig};
@@ -40,6 +42,13 @@ pub trait Publisher: Send + Sync + 'static {
         &self,
         origin: &str,
     ) -> impl Future<Output = Result<Option<SignedHead>, PublishError>> + Send;
+
+    /// The verifier keys of the keys signing `origin`'s checkpoints now, in
+    /// signature-line order.
+    fn verifier_keys(
+        &self,
+        origin: &str,
+    ) -> impl Future<Output = Result<Vec<String>, PublishError>> + Send;
 }
 
 /// Every signer error has a deliberate meaning for tree: no catch-all arm.
@@ -57,6 +66,13 @@ fn publish_error(error: SignError) -> PublishError {
 }
 
 impl<S: SignerStore> Publisher for CheckpointSigner<S> {
+    async fn verifier_keys(&self, origin: &str) -> Result<Vec<String>, PublishError> {
+        if origin != self.origin() {
+            return Err(publish_error(SignError::UnknownOrigin(origin.to_string())));
+        }
+        Ok(CheckpointSigner::verifier_keys(self))
+    }
+
     async fn sign(&self, request: SignRequest) -> Result<Vec<u8>, PublishError> {
         CheckpointSigner::sign(self, &request)
             .await
@@ -97,6 +113,17 @@ fn wire(head: TreeHead) -> Option<WireHead> {
 }
 
 impl Publisher for RemoteSigner {
+    async fn verifier_keys(&self, origin: &str) -> Result<Vec<String>, PublishError> {
+        let mut client = self.client.clone();
+        let request = GetVerifierKeysRequest {
+            origin: origin.to_string(),
+        };
+        match client.get_verifier_keys(request).await {
+            Ok(response) => Ok(response.into_inner().verifier_keys),
+            Err(status) => Err(remote_error(status)),
+        }
+    }
+
     async fn sign(&self, request: SignRequest) -> Result<Vec<u8>, PublishError> {
         let mut client = self.client.clone();
         let wire_request = SignCheckpointRequest {

@@ -22,6 +22,8 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use evault_core::hash::hex;
 use evault_core::tile::partial_tiles_for_size;
 use evault_core::{
@@ -190,7 +192,8 @@ impl State {
 pub struct Sequencer<S, P> {
     origin: String,
     store: S,
-    publisher: P,
+    /// Shared with the tree's read service, which lists the signer's keys.
+    publisher: Arc<P>,
     cache: TileCache,
     state: Mutex<State>,
     /// False while the sequencer refuses to sequence (written under the
@@ -224,7 +227,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         let sequencer = Sequencer {
             origin: origin.to_string(),
             store,
-            publisher,
+            publisher: Arc::new(publisher),
             cache,
             state: Mutex::new(state),
             sequencing: watch::Sender::new(true),
@@ -260,6 +263,11 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     /// The log's origin.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// Whoever signs this log's checkpoints.
+    pub fn publisher(&self) -> &Arc<P> {
+        &self.publisher
     }
 
     /// Sequences, integrates and publishes `batch`, and returns each

@@ -83,6 +83,10 @@ impl Publisher for Signer {
     async fn latest(&self, origin: &str) -> Result<Option<SignedHead>, PublishError> {
         Publisher::latest(self.inner.as_ref(), origin).await
     }
+
+    async fn verifier_keys(&self, origin: &str) -> Result<Vec<String>, PublishError> {
+        Publisher::verifier_keys(self.inner.as_ref(), origin).await
+    }
 }
 
 /// Where a test's stores live: each call of `store` gives a new, empty

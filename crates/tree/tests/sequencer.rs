@@ -157,6 +157,10 @@ impl Publisher for FlakySigner {
     ) -> Result<Option<evault_storage::SignedHead>, PublishError> {
         Publisher::latest(self.inner.as_ref(), origin).await
     }
+
+    async fn verifier_keys(&self, origin: &str) -> Result<Vec<String>, PublishError> {
+        Publisher::verifier_keys(self.inner.as_ref(), origin).await
+    }
 }
 
 /// Everything a test drives, and everything it has been told.
