@@ -5,7 +5,9 @@
 //!
 //! The audit streams: it holds one bundle and the right edge of the tree at
 //! a time, so its memory does not grow with the log. Fetching is the
-//! caller's (a directory, an HTTP mirror); this module does no I/O.
+//! caller's (a directory, an HTTP mirror); this module does no I/O. A
+//! caller that also reads the entries ([`audit_with_entries`]) is handed
+//! each one as it passes, rather than fetching the log a second time.
 
 use std::fmt::Display;
 
@@ -79,6 +81,15 @@ pub enum AuditError {
         /// What differs.
         detail: String,
     },
+    /// The caller refused an entry it was handed
+    /// ([`audit_with_entries`]).
+    #[error("entry {index}: {reason}")]
+    Entry {
+        /// The entry's index in the log.
+        index: u64,
+        /// Why the caller refused it.
+        reason: String,
+    },
     /// The tree recomputed from the entries has another root than the
     /// checkpoint signs.
     #[error("root recomputed from the entries is {found}, checkpoint says {expected}")]
@@ -145,6 +156,27 @@ pub fn audit<S: LogSource>(
     previous: Option<&[u8]>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
+    audit_with_entries(source, keys, origin, previous, progress, &mut |_, _| Ok(()))
+}
+
+/// What [`audit_with_entries`] hands each entry to: the entry's index and
+/// bytes in, `Err` with the reason to refuse it.
+pub type EntryCheck<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+
+/// [`audit`], handing `on_entry` every entry with its index, in index
+/// order, once the entry's bundle parsed and every tile it completes
+/// matched. An entry `on_entry` refuses ends the audit with
+/// [`AuditError::Entry`]. The audit's verdict on the whole log comes only
+/// at the end: what `on_entry` saw is verified only if the audit
+/// succeeds.
+pub fn audit_with_entries<S: LogSource>(
+    source: &mut S,
+    keys: &[VerifierKey],
+    origin: Option<&str>,
+    previous: Option<&[u8]>,
+    progress: &mut dyn FnMut(u64, u64),
+    on_entry: &mut EntryCheck<'_>,
+) -> Result<AuditReport, AuditError> {
     let note = read("checkpoint".into(), source.checkpoint())?;
     let checkpoint = open_checkpoint(&note, keys, origin)
         .map_err(AuditError::Checkpoint)?
@@ -188,6 +220,7 @@ pub fn audit<S: LogSource>(
         bundles += 1;
         let mut mismatch = Ok(());
         for entry in entries {
+            let index = tree.size();
             tree.append_leaf(leaf_hash(entry), &mut |tile, hashes| {
                 if mismatch.is_ok() {
                     tiles += 1;
@@ -195,6 +228,7 @@ pub fn audit<S: LogSource>(
                 }
             });
             mismatch.clone()?;
+            on_entry(index, entry).map_err(|reason| AuditError::Entry { index, reason })?;
             if previous_size == Some(tree.size()) {
                 check_previous(tree.size(), tree.root())?;
             }

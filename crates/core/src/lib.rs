@@ -5,7 +5,8 @@
 //! tiles and verified), the C2SP tlog-tiles layout, signed notes and
 //! checkpoints (Ed25519), entry bundles, tlog-proof receipts, the
 //! evidence-entry codec, a streaming audit of a whole published log, and
-//! the rule for characters that may not be shown to people ([`text`]).
+//! the rule for characters that may not be shown to people ([`text`]), and
+//! the records of the audit trail, the vault's second log ([`trail`]).
 //!
 //! This crate does no I/O and has no async: it never opens a file, a socket
 //! or a database. Callers hand it bytes, or implement [`TileReader`] or
@@ -23,8 +24,9 @@ pub mod proof;
 pub mod receipt;
 pub mod text;
 pub mod tile;
+pub mod trail;
 
-pub use audit::{AuditError, AuditReport, LogSource, audit};
+pub use audit::{AuditError, AuditReport, LogSource, audit, audit_with_entries};
 pub use bundle::{BundleError, MAX_ENTRY_SIZE, encode_bundle, parse_bundle};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint};
 pub use entry::{EntryError, EvidenceEntry};

@@ -3,7 +3,8 @@
 //! - Servers: `up` runs every role in one process; `serve <role>` one role
 //!   per process; `migrate` applies the PostgreSQL schema.
 //! - Clients of a running vault: `append`, `checkpoint`, `proof`,
-//!   `consistency`, and `bench` to measure appends (streamed, unary, open
+//!   `consistency`, `audit` (verify the audit trail and print its
+//!   events), and `bench` to measure appends (streamed, unary, open
 //!   loop) and proofs served, beside a raw PostgreSQL `COPY` baseline.
 //! - Offline, no server needed: `verify` checks a receipt, `fsck` audits a
 //!   whole published log, `proof --log` builds a receipt from one, `keygen`
@@ -19,6 +20,7 @@
 //! an unreachable server).
 
 mod append;
+mod audit_trail;
 mod bench;
 mod checkpoint;
 mod client;
@@ -70,6 +72,7 @@ enum Command {
     Proof(proof::ProofArgs),
     Verify(verify::VerifyArgs),
     Fsck(fsck::FsckArgs),
+    Audit(audit_trail::AuditArgs),
     Keygen(keygen::KeygenArgs),
     DevCerts(dev_certs::DevCertsArgs),
     Token(identity::TokenArgs),
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Proof(args) => proof::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
+        Command::Audit(args) => audit_trail::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Token(args) => identity::token(args),

@@ -192,9 +192,10 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                     &auth,
                 );
                 with_store!(storage, store => {
-                    let tiles = TileApi::new(&a.origin, store)
+                    let tiles = TileApi::new(&a.origin, store.clone())
                         .routes()
-                        .merge(evault_gateway::verifier_keys_routes(tree))
+                        .merge(evault_gateway::verifier_keys_routes(tree.clone()))
+                        .merge(evault_gateway::audit_routes(&a.origin, store, tree))
                         .layer(auth);
                     evault_gateway::serve(a.connections.incoming(listener), grpc, tiles, tls.server, shutdown_signal())
                         .await
@@ -222,9 +223,10 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
             Some(url) => Some(lead(url, &a.origin, &mut server).await?),
             None => None,
         };
-        let sequencer = Sequencer::open(&a.origin, store, publisher)
+        let sequencer = Sequencer::open(&a.origin, store.clone(), publisher.clone())
             .await
             .map_err(|e| usage(format!("opening the log: {e}")))?;
+        crate::vault::start_audit_trail(&sequencer, store, publisher).await?;
         tree.promote(Arc::new(sequencer));
         tracing::info!(origin = %a.origin, "tree is the active sequencer");
         let lost = async {

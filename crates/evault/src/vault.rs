@@ -16,7 +16,7 @@ use evault_storage::embedded::EmbeddedStore;
 use evault_storage::postgres::{PostgresStore, migrate};
 use evault_storage::signer::SignerFile;
 use evault_storage::{EvidenceStore, LogStore};
-use evault_tree::{LogReader, Sequencer, TreeGrpc};
+use evault_tree::{AuditTrail, LogReader, Publisher, Sequencer, TreeGrpc};
 use tokio::net::TcpListener;
 
 use crate::outcome::{Failure, usage};
@@ -186,11 +186,13 @@ where
 {
     let origin = signer.origin().to_string();
     let origin = origin.as_str();
+    let signer = Arc::new(signer);
     let sequencer = Arc::new(
-        Sequencer::open(origin, store.clone(), signer)
+        Sequencer::open(origin, store.clone(), Arc::clone(&signer))
             .await
             .map_err(|e| usage(format!("opening the log: {e}")))?,
     );
+    start_audit_trail(&sequencer, store.clone(), signer).await?;
     let sequencing = sequencer.sequencing();
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), batcher);
@@ -202,13 +204,41 @@ where
             .add_service(TreeServiceServer::new(tree.clone())),
         &auth,
     );
-    let tiles = TileApi::new(origin, store)
+    let tiles = TileApi::new(origin, store.clone())
         .routes()
-        .merge(evault_gateway::verifier_keys_routes(tree))
+        .merge(evault_gateway::verifier_keys_routes(tree.clone()))
+        .merge(evault_gateway::audit_routes(origin, store, tree))
         .layer(auth);
     evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
         .await
         .map_err(|e| usage(format!("serving: {e}")))
+}
+
+/// Starts writing the audit trail of the log `log` sequences, signed by
+/// `publisher`, recording that this process leads it.
+pub(crate) async fn start_audit_trail<S: LogStore, P: Publisher>(
+    log: &Sequencer<S, P>,
+    store: S,
+    publisher: P,
+) -> Result<AuditTrail, Failure> {
+    let trail = Sequencer::open_audit_trail(log.origin(), store, publisher)
+        .await
+        .map_err(|e| usage(format!("opening the audit trail: {e}")))?;
+    AuditTrail::start(log, trail, &instance())
+        .await
+        .map_err(|e| usage(format!("starting the audit trail: {e}")))
+}
+
+/// This process, as the audit trail names it: the host (a Kubernetes pod's
+/// name) and the process ID.
+fn instance() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    format!("{host}:{}", std::process::id())
 }
 
 /// Completes on SIGINT or SIGTERM.

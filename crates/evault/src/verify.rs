@@ -91,7 +91,10 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
                 println!("  label      {}={}", escape(k), escape(v));
             }
             println!("  principal  {}", escape(&e.principal));
-            println!("  received   {}", format_utc_ms(e.received_ms));
+            println!(
+                "  received   {}",
+                evault_core::trail::format_utc_ms(e.received_ms)
+            );
         }
         Err(_) => {
             let text = String::from_utf8_lossy(&verified.entry);
@@ -107,41 +110,4 @@ pub(crate) fn run(args: VerifyArgs) -> Outcome {
         println!("  matches    {}", path.display());
     }
     Ok(())
-}
-
-/// Milliseconds since the Unix epoch as RFC 3339 UTC, e.g.
-/// `2026-11-29T13:52:21.123Z`.
-pub(crate) fn format_utc_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_utc_ms;
-
-    #[test]
-    fn formats_milliseconds_as_rfc3339_utc() {
-        assert_eq!(format_utc_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_utc_ms(951_782_400_007), "2000-02-29T00:00:00.007Z");
-        assert_eq!(format_utc_ms(1_795_960_341_123), "2026-11-29T13:52:21.123Z");
-    }
 }

@@ -261,13 +261,19 @@ fn restored_storage_behind_the_signer_is_refused(rollback: Rollback<'_>) {
 fn roll_back_to(url: &str, checkpoint: &[u8]) {
     let note = Note::parse(checkpoint).expect("note");
     let cp = Checkpoint::parse(note.text()).expect("checkpoint");
+    // The checkpoint's log alone: its audit trail is another log in the
+    // same tables, left as it is.
     let sql = format!(
         "BEGIN;
-         DELETE FROM checkpoints WHERE size > {size};
-         DELETE FROM entries WHERE idx >= {size};
-         DELETE FROM tiles WHERE (idx + 1) * power(256::NUMERIC, level + 1) > {size};
-         UPDATE tree_heads SET size = {size}, root = '\\x{root}';
+         CREATE TEMPORARY TABLE rolled AS SELECT id FROM logs WHERE origin = '{origin}';
+         DELETE FROM checkpoints WHERE size > {size} AND log_id IN (SELECT id FROM rolled);
+         DELETE FROM entries WHERE idx >= {size} AND log_id IN (SELECT id FROM rolled);
+         DELETE FROM tiles WHERE (idx + 1) * power(256::NUMERIC, level + 1) > {size}
+           AND log_id IN (SELECT id FROM rolled);
+         UPDATE tree_heads SET size = {size}, root = '\\x{root}'
+           WHERE log_id IN (SELECT id FROM rolled);
          COMMIT;",
+        origin = cp.origin,
         size = cp.size,
         root = evault_core::hash::hex(cp.root.as_bytes())
     );

@@ -418,6 +418,19 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
         .read_to_string()
         .expect("body");
     assert_eq!(listed, std::fs::read_to_string(&vkey).expect("vkey"));
+    // The audit trail, through the forwarding gateway: `evault audit`
+    // checks it and its chain of the log's checkpoints. The trail is
+    // written just after the log, so it may take a moment to appear.
+    let vkey_file = vkey.display().to_string();
+    let audit = || run(&["audit", "--server", &gateway.url, "--vkey-file", &vkey_file]);
+    for _ in 0..50 {
+        if audit().status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let audited = ok(&audit());
+    assert!(audited.contains("audit trail verified"), "{audited}");
     ok(&run(&[
         "fsck",
         "--vkey-file",

@@ -20,25 +20,19 @@ pub fn verifier_keys_routes<T: TreeService>(tree: T) -> axum::Router {
 }
 
 async fn verifier_keys<T: TreeService>(State(tree): State<Arc<T>>) -> Response {
+    match current_keys(tree.as_ref()).await {
+        Ok(keys) => key_lines(keys.iter()),
+        Err(response) => response,
+    }
+}
+
+/// The keys signing the log's checkpoints now, as tree lists them, one
+/// `<name>+<key ID>+<base64 key>` string each; or the answer to give when
+/// tree cannot say.
+pub(crate) async fn current_keys<T: TreeService>(tree: &T) -> Result<Vec<String>, Response> {
     let request = tonic::Request::new(TreeServiceGetVerifierKeysRequest {});
     match tree.get_verifier_keys(request).await {
-        Ok(response) => {
-            let body: String = response
-                .into_inner()
-                .verifier_keys
-                .iter()
-                .map(|k| format!("{k}\n"))
-                .collect();
-            (
-                [
-                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                    // A rotation changes the list: always ask again.
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                body,
-            )
-                .into_response()
-        }
+        Ok(response) => Ok(response.into_inner().verifier_keys),
         Err(status) => {
             let code = match status.code() {
                 tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -47,7 +41,21 @@ async fn verifier_keys<T: TreeService>(State(tree): State<Arc<T>>) -> Response {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             };
-            (code, format!("verifier keys: {}\n", status.message())).into_response()
+            Err((code, format!("verifier keys: {}\n", status.message())).into_response())
         }
     }
+}
+
+/// `keys` as the answer: one per line, never cached.
+pub(crate) fn key_lines<K: std::fmt::Display>(keys: impl Iterator<Item = K>) -> Response {
+    let body: String = keys.map(|k| format!("{k}\n")).collect();
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            // A rotation changes the list: always ask again.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }

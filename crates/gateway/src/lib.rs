@@ -8,6 +8,8 @@
 //!   (cacheable forever), only within the latest published checkpoint;
 //! - `/verifier-keys` ([`verifier_keys_routes`]): the keys signing the
 //!   log's checkpoints now, one verifier key per line;
+//! - the audit trail under `/audit/` ([`audit_routes`]): the same tile
+//!   API for the trail's origin (`<origin>/audit`), and its verifier keys;
 //! - gRPC health (`grpc.health.v1.Health`); with the tree in process
 //!   ([`serve_reporting`]), `IngestService` is `NOT_SERVING` while the
 //!   tree refuses to sequence.
@@ -18,6 +20,7 @@
 mod keys;
 mod proxy;
 mod tiles;
+mod trail;
 
 use std::future::Future;
 
@@ -31,6 +34,7 @@ use tonic_health::server::HealthReporter;
 pub use keys::verifier_keys_routes;
 pub use proxy::{IngestProxy, TreeProxy};
 pub use tiles::TileApi;
+pub use trail::audit_routes;
 
 /// The public services, reported healthy while the gateway serves.
 const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"];

@@ -16,8 +16,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evault_core::tile::{TILE_WIDTH, TilePath, tile_at};
 use evault_core::{Checkpoint, Note, encode_bundle};
-use evault_storage::LogStore;
 use evault_storage::tiles::{TileCache, read_tiles};
+use evault_storage::{LogStore, StorageError};
 
 /// Tiles and bundles never change once published: a tile's path names its
 /// width, so the bytes behind a path are fixed forever. The checkpoint
@@ -57,12 +57,15 @@ impl<S: LogStore> TileApi<S> {
     }
 
     async fn latest(&self) -> Result<(Vec<u8>, u64), Response> {
-        let note = self
-            .store
-            .checkpoint(&self.origin, None)
-            .await
-            .map_err(server_error)?
-            .ok_or_else(|| not_found("no checkpoint published yet"))?;
+        let note = match self.store.checkpoint(&self.origin, None).await {
+            Ok(Some(note)) => note,
+            // A log not created yet (an audit trail before its first
+            // record) has published nothing, like an empty one.
+            Ok(None) | Err(StorageError::NoSuchLog(_)) => {
+                return Err(not_found("no checkpoint published yet"));
+            }
+            Err(e) => return Err(server_error(e)),
+        };
         let size = Note::parse(&note)
             .ok()
             .and_then(|n| Checkpoint::parse(n.text()).ok())

@@ -131,12 +131,8 @@ impl<S: SignerStore> SignerService for SignerGrpc<S> {
         wire: Request<GetVerifierKeysRequest>,
     ) -> Result<Response<GetVerifierKeysResponse>, Status> {
         let origin = wire.into_inner().origin;
-        if origin != self.signer.origin() {
-            return Err(status(SignError::UnknownOrigin(origin)));
-        }
-        Ok(Response::new(GetVerifierKeysResponse {
-            verifier_keys: self.signer.verifier_keys(),
-        }))
+        let verifier_keys = self.signer.verifier_keys_for(&origin).map_err(status)?;
+        Ok(Response::new(GetVerifierKeysResponse { verifier_keys }))
     }
 
     async fn get_signed_head(

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use evault_core::{Checkpoint, Hash, NoteSigner, verify_consistency};
+use evault_core::trail::audit_origin;
+use evault_core::{Checkpoint, Hash, NoteSigner, VerifierKey, verify_consistency};
 use evault_storage::{SignedHead, SignerStore, StorageError, TreeHead};
 
 /// A request to sign the checkpoint of `new`.
@@ -78,8 +79,31 @@ pub type LogKey = Box<dyn NoteSigner>;
 /// what it signed.
 pub struct CheckpointSigner<S> {
     origin: String,
-    keys: Arc<[LogKey]>,
+    /// The keys, under the log's name.
+    keys: Arc<[Arc<dyn NoteSigner>]>,
+    /// The same keys under the audit trail's name
+    /// ([`evault_core::trail::audit_origin`]).
+    audit_origin: String,
+    audit_keys: Arc<[Arc<dyn NoteSigner>]>,
     store: S,
+}
+
+/// A key signing under another name: the log's keys sign its audit trail
+/// under the trail's origin, so one set of keys vouches for both logs and
+/// a rotation rotates both.
+struct Renamed {
+    key: Arc<dyn NoteSigner>,
+    verifier: VerifierKey,
+}
+
+impl NoteSigner for Renamed {
+    fn verifier_key(&self) -> &VerifierKey {
+        &self.verifier
+    }
+
+    fn sign_text(&self, text: &[u8]) -> Result<Vec<u8>, String> {
+        self.key.sign_text(text)
+    }
 }
 
 impl<S: SignerStore> CheckpointSigner<S> {
@@ -105,16 +129,45 @@ impl<S: SignerStore> CheckpointSigner<S> {
                 return Err(format!("key {verifier} is given twice"));
             }
         }
+        let keys: Vec<Arc<dyn NoteSigner>> = keys.into_iter().map(Arc::from).collect();
+        let audit_origin = audit_origin(origin);
+        let audit_keys = keys
+            .iter()
+            .map(|key| {
+                let verifier =
+                    VerifierKey::from_public_key(&audit_origin, *key.verifier_key().public_key())
+                        .map_err(|e| format!("audit trail origin {audit_origin:?}: {e}"))?;
+                Ok(Arc::new(Renamed {
+                    key: Arc::clone(key),
+                    verifier,
+                }) as Arc<dyn NoteSigner>)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(CheckpointSigner {
             origin: origin.to_string(),
             keys: keys.into(),
+            audit_origin,
+            audit_keys: audit_keys.into(),
             store,
         })
     }
 
-    /// The origin this signer signs for.
+    /// The origin of the log this signer signs for (it also signs the
+    /// log's audit trail).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The keys signing `origin`'s checkpoints: the log's or its audit
+    /// trail's.
+    fn keys_for(&self, origin: &str) -> Result<&Arc<[Arc<dyn NoteSigner>]>, SignError> {
+        if origin == self.origin {
+            Ok(&self.keys)
+        } else if origin == self.audit_origin {
+            Ok(&self.audit_keys)
+        } else {
+            Err(SignError::UnknownOrigin(origin.to_string()))
+        }
     }
 
     /// The last head signed for `origin` and the checkpoint signed for it,
@@ -122,16 +175,15 @@ impl<S: SignerStore> CheckpointSigner<S> {
     /// Tree compares it with the log's storage before sequencing, so that
     /// storage rolled back behind it is never built on.
     pub async fn latest(&self, origin: &str) -> Result<Option<SignedHead>, SignError> {
-        if origin != self.origin {
-            return Err(SignError::UnknownOrigin(origin.to_string()));
-        }
+        self.keys_for(origin)?;
         self.store
             .last_signed(origin)
             .await
             .map_err(SignError::Storage)
     }
 
-    /// The verifier keys of the signing keys, in signature-line order.
+    /// The verifier keys of the log's signing keys, in signature-line
+    /// order.
     pub fn verifier_keys(&self) -> Vec<String> {
         self.keys
             .iter()
@@ -139,14 +191,22 @@ impl<S: SignerStore> CheckpointSigner<S> {
             .collect()
     }
 
+    /// The verifier keys signing `origin`'s checkpoints (the log's or its
+    /// audit trail's), in signature-line order.
+    pub fn verifier_keys_for(&self, origin: &str) -> Result<Vec<String>, SignError> {
+        Ok(self
+            .keys_for(origin)?
+            .iter()
+            .map(|k| k.verifier_key().to_string())
+            .collect())
+    }
+
     /// Signs the checkpoint of `request.new` if it extends the last head
     /// signed, records it durably, and returns the note. A repeated request
     /// for the head signed last returns the same note.
     pub async fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, SignError> {
         let origin = &request.origin;
-        if *origin != self.origin {
-            return Err(SignError::UnknownOrigin(origin.clone()));
-        }
+        let keys = Arc::clone(self.keys_for(origin)?);
         let last = self
             .store
             .last_signed(origin)
@@ -206,7 +266,6 @@ impl<S: SignerStore> CheckpointSigner<S> {
             extensions: vec![],
         };
         // A token's C_Sign blocks, for as long as the HSM takes to answer.
-        let keys = Arc::clone(&self.keys);
         let checkpoint = tokio::task::spawn_blocking(move || {
             let keys: Vec<&dyn NoteSigner> = keys.iter().map(|k| k.as_ref()).collect();
             checkpoint.sign(&keys)

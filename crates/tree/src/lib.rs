@@ -10,6 +10,11 @@
 //! `TreeService` over gRPC, under mutual TLS for ingest and gateway alone
 //! ([`CALLERS`]) when given a certificate.
 //!
+//! Every checkpoint stored, every refusal of the signer and every change
+//! of leader is recorded in the log's audit trail, a second log
+//! (`<origin>/audit`) sequenced the same way ([`AuditTrail`],
+//! [`Sequencer::open_audit_trail`]).
+//!
 //! Tree never holds a signing key: checkpoints come from a [`Publisher`],
 //! the signer in this process or one reached over gRPC ([`RemoteSigner`]).
 //! Nor does it keep the signer's record of what was signed; it asks for
@@ -22,8 +27,10 @@ mod publish;
 mod reader;
 mod sequencer;
 mod tiles;
+mod trail;
 
 pub use grpc::{CALLERS, MAX_BATCH, TreeGrpc, sequence_status, serve};
 pub use publish::{PublishError, Publisher, RemoteSigner};
 pub use reader::{LogReader, MAX_ENTRIES_PER_READ, Published, ReadError};
 pub use sequencer::{Divergence, NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};
+pub use trail::AuditTrail;

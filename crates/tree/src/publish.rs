@@ -51,6 +51,21 @@ pub trait Publisher: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>, PublishError>> + Send;
 }
 
+/// One signer shared by a log's sequencer and its audit trail's.
+impl<P: Publisher> Publisher for std::sync::Arc<P> {
+    async fn sign(&self, request: SignRequest) -> Result<Vec<u8>, PublishError> {
+        P::sign(self, request).await
+    }
+
+    async fn latest(&self, origin: &str) -> Result<Option<SignedHead>, PublishError> {
+        P::latest(self, origin).await
+    }
+
+    async fn verifier_keys(&self, origin: &str) -> Result<Vec<String>, PublishError> {
+        P::verifier_keys(self, origin).await
+    }
+}
+
 /// Every signer error has a deliberate meaning for tree: no catch-all arm.
 fn publish_error(error: SignError) -> PublishError {
     let message = error.to_string();
@@ -67,10 +82,7 @@ fn publish_error(error: SignError) -> PublishError {
 
 impl<S: SignerStore> Publisher for CheckpointSigner<S> {
     async fn verifier_keys(&self, origin: &str) -> Result<Vec<String>, PublishError> {
-        if origin != self.origin() {
-            return Err(publish_error(SignError::UnknownOrigin(origin.to_string())));
-        }
-        Ok(CheckpointSigner::verifier_keys(self))
+        self.verifier_keys_for(origin).map_err(publish_error)
     }
 
     async fn sign(&self, request: SignRequest) -> Result<Vec<u8>, PublishError> {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use evault_core::hash::hex;
 use evault_core::tile::partial_tiles_for_size;
+use evault_core::trail::AuditRecord;
 use evault_core::{
     Checkpoint, EvidenceEntry, Hash, Integrator, Note, ProofPlan, TileId, leaf_hash,
 };
@@ -36,6 +37,7 @@ use tokio::sync::{Mutex, watch};
 
 use crate::publish::{PublishError, Publisher};
 use crate::tiles::{Gathered, prove};
+use crate::trail::Observed;
 
 /// One entry to sequence.
 #[derive(Clone, Debug)]
@@ -199,6 +201,20 @@ pub struct Sequencer<S, P> {
     /// False while the sequencer refuses to sequence (written under the
     /// state's lock, read by health reporting).
     sequencing: watch::Sender<bool>,
+    /// What the log holds: evidence entries, or audit records.
+    kind: EntryKind,
+    /// Told of every checkpoint stored and every refusal, once the log's
+    /// audit trail is started ([`crate::AuditTrail`]).
+    trail: std::sync::OnceLock<crate::trail::Observer>,
+}
+
+/// What a log's entries are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryKind {
+    /// Canonical evidence entries (`docs/entry-format.md`).
+    Evidence,
+    /// Audit records ([`evault_core::trail::AuditRecord`]).
+    Audit,
 }
 
 /// Full tiles kept in memory for proofs (8 KiB each, 16 KiB once their
@@ -222,6 +238,27 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     /// it resumes once storage is repaired. A signer that cannot be
     /// reached leaves the comparison to the first batch.
     pub async fn open(origin: &str, store: S, publisher: P) -> Result<Self, SequenceError> {
+        Self::open_kind(origin, store, publisher, EntryKind::Evidence).await
+    }
+
+    /// Opens the audit trail of the log `origin`
+    /// ([`evault_core::trail::audit_origin`]), whose entries are audit
+    /// records, as [`Sequencer::open`] opens a log.
+    pub async fn open_audit_trail(
+        origin: &str,
+        store: S,
+        publisher: P,
+    ) -> Result<Self, SequenceError> {
+        let origin = evault_core::trail::audit_origin(origin);
+        Self::open_kind(&origin, store, publisher, EntryKind::Audit).await
+    }
+
+    async fn open_kind(
+        origin: &str,
+        store: S,
+        publisher: P,
+        kind: EntryKind,
+    ) -> Result<Self, SequenceError> {
         let cache = TileCache::new(TILE_CACHE);
         let state = load(origin, &store, &cache).await?;
         let sequencer = Sequencer {
@@ -231,6 +268,8 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             cache,
             state: Mutex::new(state),
             sequencing: watch::Sender::new(true),
+            kind,
+            trail: std::sync::OnceLock::new(),
         };
         {
             let mut state = sequencer.state.lock().await;
@@ -265,6 +304,11 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         &self.origin
     }
 
+    /// The latest checkpoint stored for the log, if any.
+    pub(crate) async fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, SequenceError> {
+        Ok(self.store.checkpoint(&self.origin, None).await?)
+    }
+
     /// Whoever signs this log's checkpoints.
     pub fn publisher(&self) -> &Arc<P> {
         &self.publisher
@@ -275,12 +319,18 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     pub async fn sequence(&self, batch: &[NewEntry]) -> Result<SequencedBatch, SequenceError> {
         let mut evidence = Vec::with_capacity(batch.len());
         for (position, e) in batch.iter().enumerate() {
-            let entry =
-                EvidenceEntry::decode(&e.entry).map_err(|err| SequenceError::InvalidEntry {
-                    position,
-                    reason: err.to_string(),
-                })?;
-            evidence.push(entry.digest);
+            let invalid = |reason: String| SequenceError::InvalidEntry { position, reason };
+            evidence.push(match self.kind {
+                EntryKind::Evidence => Some(
+                    EvidenceEntry::decode(&e.entry)
+                        .map_err(|err| invalid(err.to_string()))?
+                        .digest,
+                ),
+                EntryKind::Audit => {
+                    AuditRecord::parse(&e.entry).map_err(|err| invalid(err.to_string()))?;
+                    None
+                }
+            });
         }
         let mut state = self.state.lock().await;
         self.stand(&mut state).await?;
@@ -585,6 +635,8 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             "stored the checkpoint the signer had signed, whose answer was lost"
         );
         state.published = signed.head;
+        self.observe(Observed::Signed(signed.checkpoint.clone()))
+            .await;
         Ok(())
     }
 
@@ -610,7 +662,21 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         };
         self.store.publish(&self.origin, head.size, &note).await?;
         state.published = head;
+        self.observe(Observed::Signed(note.clone())).await;
         Ok(note)
+    }
+
+    /// Makes `observer` the log's audit trail: told of every checkpoint
+    /// stored and every refusal from now on. Set once; a second call
+    /// changes nothing.
+    pub(crate) fn audited_by(&self, observer: crate::trail::Observer) {
+        let _ = self.trail.set(observer);
+    }
+
+    async fn observe(&self, observed: Observed) {
+        if let Some(trail) = self.trail.get() {
+            trail.tell(observed).await;
+        }
     }
 
     /// Asks for the committed head of `state` to be signed as extending
@@ -638,12 +704,21 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             new,
             proof,
         };
-        self.publisher.sign(request).await.map_err(|e| {
-            if let PublishError::Refused(reason) = &e {
-                tracing::error!(origin = %self.origin, %reason, "signer refused a checkpoint");
+        match self.publisher.sign(request).await {
+            Ok(note) => Ok(note),
+            Err(e) => {
+                if let PublishError::Refused(reason) = &e {
+                    tracing::error!(origin = %self.origin, %reason, "signer refused a checkpoint");
+                    self.observe(Observed::Refused {
+                        old,
+                        new,
+                        reason: reason.clone(),
+                    })
+                    .await;
+                }
+                Err(SequenceError::Publish(e))
             }
-            SequenceError::Publish(e)
-        })
+        }
     }
 }
 
@@ -653,7 +728,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
 /// the batch, its index and whether it is a duplicate.
 fn place(
     batch: &[NewEntry],
-    evidence: &[[u8; 32]],
+    evidence: &[Option<[u8; 32]>],
     logged: &[Option<u64>],
     size: u64,
 ) -> (Vec<StoredEntry>, Vec<(u64, bool)>) {
@@ -672,7 +747,7 @@ fn place(
                 index,
                 leaf_hash: leaf_hash(&e.entry),
                 dedup_key: e.dedup_key,
-                evidence_sha256: Some(evidence[i]),
+                evidence_sha256: evidence[i],
                 entry: e.entry.clone(),
             });
             placed.push((index, false));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use evault_core::tile::{BundleId, TileId};
-use evault_core::{AuditError, LogSource, VerifierKey, audit};
+use evault_core::{AuditError, LogSource, VerifierKey, audit, audit_with_entries, parse_bundle};
 
 const VKEY: &str = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
 
@@ -86,4 +86,63 @@ fn missing_tile_is_reported_by_path() {
         Err(AuditError::Read { path, .. }) => assert_eq!(path, "tile/0/000.p/15"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn entries_are_handed_over_in_index_order() {
+    let keys = [VerifierKey::parse(VKEY).expect("vkey")];
+    let log = tessera();
+    let bundle = log.0["tile/entries/000.p/15"].clone();
+    let expected: Vec<(u64, Vec<u8>)> = (0..)
+        .zip(parse_bundle(&bundle, Some(15)).expect("bundle"))
+        .map(|(i, e)| (i, e.to_vec()))
+        .collect();
+    let mut seen = Vec::new();
+    let report = audit_with_entries(
+        &mut tessera(),
+        &keys,
+        None,
+        None,
+        &mut |_, _| {},
+        &mut |index, entry| {
+            seen.push((index, entry.to_vec()));
+            Ok(())
+        },
+    )
+    .expect("audit");
+    assert_eq!(report.checkpoint.size, 15);
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn an_entry_the_caller_refuses_ends_the_audit_naming_its_index() {
+    let keys = [VerifierKey::parse(VKEY).expect("vkey")];
+    let mut handed = 0;
+    let verdict = audit_with_entries(
+        &mut tessera(),
+        &keys,
+        None,
+        None,
+        &mut |_, _| {},
+        &mut |index, _| {
+            handed += 1;
+            if index == 6 {
+                Err("not a record".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert_eq!(
+        verdict,
+        Err(AuditError::Entry {
+            index: 6,
+            reason: "not a record".into()
+        })
+    );
+    assert_eq!(handed, 7, "no entry is handed over after a refusal");
+    assert_eq!(
+        verdict.expect_err("refused").to_string(),
+        "entry 6: not a record"
+    );
 }

@@ -1,0 +1,383 @@
+//! The audit trail's writer: the second log, `<origin>/audit`, of what
+//! happened to the first.
+//!
+//! The log's sequencer tells the trail of every checkpoint it stores and
+//! every refusal of the signer ([`Observed`]); the tree process records
+//! what it does itself (taking the lead). One task turns these into
+//! [`AuditRecord`]s, each pinning the log's latest signed head at that
+//! moment, and sequences them in batches into the trail's own
+//! [`Sequencer`]: the same tiles, checkpoints, signer and consistency
+//! checks as the log. A change in the keys signing the log's checkpoints
+//! is recorded as `key.added` / `key.removed` before the checkpoint that
+//! shows it.
+//!
+//! The log waits for the trail: when the trail's queue is full, storing
+//! the log's next checkpoint waits for room, so the log never runs ahead
+//! of its record by more than the queue. Records queued when the process
+//! dies are lost; the chain of `checkpoint.signed` records then has a gap,
+//! which `evault audit` tolerates because consecutive recorded checkpoints
+//! are still checked for consistency.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use evault_core::hash::sha256;
+use evault_core::trail::{
+    AuditRecord, CHECKPOINT_SIGNED, KEY_ADDED, KEY_REMOVED, LEADER_ACQUIRED, PinnedHead,
+    SIGNER_REFUSED, pinned_head_value,
+};
+use evault_core::{Checkpoint, Note, empty_root};
+use evault_storage::{LogStore, TreeHead};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::publish::Publisher;
+use crate::sequencer::{NewEntry, SequenceError, Sequencer};
+
+/// Records waiting to be sequenced into the trail, at most.
+const QUEUE: usize = 1024;
+/// Records sequenced in one batch of the trail, at most.
+const BATCH: usize = 1024;
+/// How long the writer gathers records before it sequences them. The
+/// trail's batches take the same signer and storage as the log's; without
+/// this, an idle vault would sign and store two checkpoints per append,
+/// the second one in the way of the next append. With it, the trail
+/// commits at most a few times a second and lags the log by about this
+/// much.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// Something to record, as it happened.
+pub(crate) enum Observed {
+    /// The log stored this checkpoint note.
+    Signed(Vec<u8>),
+    /// The signer refused to sign `new` as extending `old`.
+    Refused {
+        old: TreeHead,
+        new: TreeHead,
+        reason: String,
+    },
+    /// Anything else, by name, with its members.
+    Event {
+        event: String,
+        principal: Option<String>,
+        fields: BTreeMap<String, Value>,
+    },
+}
+
+/// Where the log's sequencer sends what it observes.
+pub(crate) struct Observer {
+    queue: mpsc::Sender<(u64, Observed)>,
+}
+
+impl Observer {
+    /// Queues `observed`, stamped now; waits while the queue is full.
+    pub(crate) async fn tell(&self, observed: Observed) {
+        if self.queue.send((now_ms(), observed)).await.is_err() {
+            tracing::error!("the audit trail's writer has stopped; a record is lost");
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The audit trail of one log, being written.
+#[derive(Clone)]
+pub struct AuditTrail {
+    queue: mpsc::Sender<(u64, Observed)>,
+}
+
+impl AuditTrail {
+    /// Starts writing the audit trail of `log` into `trail` (opened with
+    /// [`Sequencer::open_audit_trail`]), and records that this process took
+    /// the lead (`leader.acquired`, naming `instance`). From here on, every
+    /// checkpoint `log` stores and every refusal it meets is recorded.
+    pub async fn start<S: LogStore, P: Publisher>(
+        log: &Sequencer<S, P>,
+        trail: Sequencer<S, P>,
+        instance: &str,
+    ) -> Result<AuditTrail, SequenceError> {
+        let latest = log.latest_checkpoint().await?;
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let writer = Writer::new(latest.as_deref());
+        tokio::spawn(writer.run(Arc::new(trail), receiver));
+        log.audited_by(Observer {
+            queue: queue.clone(),
+        });
+        let audit = AuditTrail { queue };
+        audit
+            .record(
+                LEADER_ACQUIRED,
+                None,
+                [("instance".to_string(), Value::from(instance))].into(),
+            )
+            .await;
+        Ok(audit)
+    }
+
+    /// Records `event` by `principal` with its own members `fields`. Waits
+    /// while the trail's queue is full.
+    pub async fn record(
+        &self,
+        event: &str,
+        principal: Option<&str>,
+        fields: BTreeMap<String, Value>,
+    ) {
+        let observed = Observed::Event {
+            event: event.to_string(),
+            principal: principal.map(str::to_string),
+            fields,
+        };
+        if self.queue.send((now_ms(), observed)).await.is_err() {
+            tracing::error!(
+                event,
+                "the audit trail's writer has stopped; a record is lost"
+            );
+        }
+    }
+}
+
+/// A checkpoint note's head and signing key IDs, if it is one.
+fn read_checkpoint(note: &[u8]) -> Option<(PinnedHead, Vec<String>)> {
+    let note = Note::parse(note).ok()?;
+    let checkpoint = Checkpoint::parse(note.text()).ok()?;
+    let key_ids = note
+        .signatures()
+        .iter()
+        .map(|s| format!("{:08x}", s.key_id))
+        .collect();
+    Some((
+        PinnedHead {
+            size: checkpoint.size,
+            root: checkpoint.root,
+        },
+        key_ids,
+    ))
+}
+
+fn head_value(head: TreeHead) -> Value {
+    pinned_head_value(&PinnedHead {
+        size: head.size,
+        root: head.root,
+    })
+}
+
+/// Turns observations into records, knowing the log's latest signed head
+/// and the keys that signed it.
+struct Writer {
+    latest: PinnedHead,
+    key_ids: Option<Vec<String>>,
+}
+
+impl Writer {
+    fn new(latest: Option<&[u8]>) -> Self {
+        match latest.and_then(read_checkpoint) {
+            Some((head, key_ids)) => Writer {
+                latest: head,
+                key_ids: Some(key_ids),
+            },
+            None => Writer {
+                latest: PinnedHead {
+                    size: 0,
+                    root: empty_root(),
+                },
+                key_ids: None,
+            },
+        }
+    }
+
+    fn record(
+        &self,
+        time_ms: u64,
+        event: &str,
+        principal: Option<String>,
+        fields: BTreeMap<String, Value>,
+    ) -> AuditRecord {
+        AuditRecord {
+            time_ms,
+            event: event.to_string(),
+            principal,
+            log: self.latest,
+            fields,
+        }
+    }
+
+    /// The records one observation makes, in order.
+    fn records(&mut self, time_ms: u64, observed: Observed) -> Vec<AuditRecord> {
+        match observed {
+            Observed::Signed(note) => {
+                let Some((head, key_ids)) = read_checkpoint(&note) else {
+                    tracing::error!("the log stored a checkpoint the audit trail cannot read");
+                    return Vec::new();
+                };
+                let mut records = Vec::new();
+                self.latest = head;
+                if let Some(before) = &self.key_ids {
+                    for id in key_ids.iter().filter(|id| !before.contains(id)) {
+                        records.push(self.record(
+                            time_ms,
+                            KEY_ADDED,
+                            None,
+                            [("key_id".to_string(), Value::from(id.as_str()))].into(),
+                        ));
+                    }
+                    for id in before.iter().filter(|id| !key_ids.contains(id)) {
+                        records.push(self.record(
+                            time_ms,
+                            KEY_REMOVED,
+                            None,
+                            [("key_id".to_string(), Value::from(id.as_str()))].into(),
+                        ));
+                    }
+                }
+                records.push(
+                    self.record(
+                        time_ms,
+                        CHECKPOINT_SIGNED,
+                        None,
+                        [
+                            ("size".to_string(), Value::from(head.size)),
+                            ("root".to_string(), pinned_head_value(&head)["root"].clone()),
+                            ("key_ids".to_string(), Value::from(key_ids.clone())),
+                        ]
+                        .into(),
+                    ),
+                );
+                self.key_ids = Some(key_ids);
+                records
+            }
+            Observed::Refused { old, new, reason } => vec![
+                self.record(
+                    time_ms,
+                    SIGNER_REFUSED,
+                    None,
+                    [
+                        (
+                            "asked".to_string(),
+                            serde_json::json!({"old": head_value(old), "new": head_value(new)}),
+                        ),
+                        ("reason".to_string(), Value::from(reason)),
+                    ]
+                    .into(),
+                ),
+            ],
+            Observed::Event {
+                event,
+                principal,
+                fields,
+            } => vec![self.record(time_ms, &event, principal, fields)],
+        }
+    }
+
+    async fn run<S: LogStore, P: Publisher>(
+        mut self,
+        trail: Arc<Sequencer<S, P>>,
+        mut queue: mpsc::Receiver<(u64, Observed)>,
+    ) {
+        while let Some((time_ms, observed)) = queue.recv().await {
+            let mut records = self.records(time_ms, observed);
+            tokio::time::sleep(LINGER).await;
+            while records.len() < BATCH {
+                match queue.try_recv() {
+                    Ok((time_ms, observed)) => records.extend(self.records(time_ms, observed)),
+                    Err(_) => break,
+                }
+            }
+            let batch: Vec<NewEntry> = records
+                .iter()
+                .map(|record| {
+                    let entry = record.to_bytes();
+                    NewEntry {
+                        dedup_key: sha256(&entry),
+                        entry,
+                    }
+                })
+                .collect();
+            // A batch is retried until the trail takes it: dropping it
+            // would leave a hole no one could see.
+            let mut wait = Duration::from_millis(100);
+            while let Err(error) = trail.sequence(&batch).await {
+                tracing::error!(%error, records = batch.len(), "the audit trail could not take records; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evault_core::SigningKey;
+
+    fn note(size: u64, keys: &[&SigningKey]) -> Vec<u8> {
+        Checkpoint {
+            origin: "vault.example/log".into(),
+            size,
+            root: evault_core::Hash::from_slice(&[size as u8; 32]).expect("hash"),
+            extensions: vec![],
+        }
+        .sign(keys)
+        .expect("sign")
+    }
+
+    #[test]
+    fn a_change_of_keys_is_recorded_before_the_checkpoint_that_shows_it() {
+        let (a, _) = SigningKey::generate("vault.example/log").expect("key");
+        let (b, _) = SigningKey::generate("vault.example/log").expect("key");
+        let id = |k: &SigningKey| format!("{:08x}", k.verifier_key().key_id());
+        let mut writer = Writer::new(Some(&note(1, &[&a])));
+        assert_eq!(writer.latest.size, 1);
+
+        let both = writer.records(5, Observed::Signed(note(2, &[&a, &b])));
+        let events: Vec<&str> = both.iter().map(|r| r.event.as_str()).collect();
+        assert_eq!(events, [KEY_ADDED, CHECKPOINT_SIGNED]);
+        assert_eq!(both[0].fields["key_id"], Value::from(id(&b)));
+        assert_eq!(both[1].log.size, 2, "the record pins the head it reports");
+        assert_eq!(
+            both[1].fields["key_ids"],
+            serde_json::json!([id(&a), id(&b)])
+        );
+
+        let b_only = writer.records(6, Observed::Signed(note(3, &[&b])));
+        let events: Vec<&str> = b_only.iter().map(|r| r.event.as_str()).collect();
+        assert_eq!(events, [KEY_REMOVED, CHECKPOINT_SIGNED]);
+        assert_eq!(b_only[0].fields["key_id"], Value::from(id(&a)));
+    }
+
+    #[test]
+    fn records_pin_the_latest_signed_head() {
+        let (a, _) = SigningKey::generate("vault.example/log").expect("key");
+        let mut writer = Writer::new(None);
+        let first = writer.records(
+            1,
+            Observed::Event {
+                event: LEADER_ACQUIRED.into(),
+                principal: None,
+                fields: BTreeMap::new(),
+            },
+        );
+        assert_eq!(first[0].log.size, 0);
+        assert_eq!(first[0].log.root, empty_root());
+        writer.records(2, Observed::Signed(note(9, &[&a])));
+        let refused = writer.records(
+            3,
+            Observed::Refused {
+                old: TreeHead::empty(),
+                new: TreeHead::empty(),
+                reason: "a fork".into(),
+            },
+        );
+        assert_eq!(refused[0].event, SIGNER_REFUSED);
+        assert_eq!(refused[0].log.size, 9);
+        assert_eq!(refused[0].fields["reason"], Value::from("a fork"));
+        // Every record is one the trail's sequencer accepts.
+        for record in first.iter().chain(&refused) {
+            AuditRecord::parse(&record.to_bytes()).expect("parses");
+        }
+    }
+}
