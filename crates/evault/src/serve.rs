@@ -226,7 +226,7 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
         let sequencer = Sequencer::open(&a.origin, store.clone(), publisher.clone())
             .await
             .map_err(|e| usage(format!("opening the log: {e}")))?;
-        crate::vault::start_audit_trail(&sequencer, store, publisher).await?;
+        let trail = crate::vault::start_audit_trail(&sequencer, store, publisher).await?;
         tree.promote(Arc::new(sequencer));
         tracing::info!(origin = %a.origin, "tree is the active sequencer");
         let lost = async {
@@ -236,9 +236,14 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
             }
         };
         tokio::select! {
-            served = &mut server => match served {
-                Ok(result) => result.map_err(served_error("tree")),
-                Err(e) => Err(usage(format!("tree server task: {e}"))),
+            served = &mut server => {
+                // A graceful stop: still the leader, so the trail is
+                // written out first.
+                crate::vault::flush_audit_trail(&trail).await;
+                match served {
+                    Ok(result) => result.map_err(served_error("tree")),
+                    Err(e) => Err(usage(format!("tree server task: {e}"))),
+                }
             },
             () = lost => {
                 tracing::error!("lost the log's leadership; exiting so a standby takes over");

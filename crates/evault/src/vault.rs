@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use evault_auth::AuthLayer;
@@ -192,7 +193,7 @@ where
             .await
             .map_err(|e| usage(format!("opening the log: {e}")))?,
     );
-    start_audit_trail(&sequencer, store.clone(), signer).await?;
+    let trail = start_audit_trail(&sequencer, store.clone(), signer).await?;
     let sequencing = sequencer.sequencing();
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), batcher);
@@ -209,9 +210,19 @@ where
         .merge(evault_gateway::verifier_keys_routes(tree.clone()))
         .merge(evault_gateway::audit_routes(origin, store, tree))
         .layer(auth);
-    evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
+    let served = evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
         .await
-        .map_err(|e| usage(format!("serving: {e}")))
+        .map_err(|e| usage(format!("serving: {e}")));
+    flush_audit_trail(&trail).await;
+    served
+}
+
+/// Waits, on a graceful stop, for the audit trail to hold everything
+/// recorded: only a crash may lose records.
+pub(crate) async fn flush_audit_trail(trail: &AuditTrail) {
+    if !trail.flush(Duration::from_secs(10)).await {
+        tracing::error!("stopping with audit records not yet in the trail");
+    }
 }
 
 /// Starts writing the audit trail of the log `log` sequences, signed by

@@ -128,7 +128,8 @@ fn rotation_from_a_key_file_to_a_token_key_needs_no_flag_day() {
     let a = verifier_keys(&server.url, &data);
     assert_eq!(a.len(), 1);
     let before = append_one(&hsm, &server.url, &data, "before.txt");
-    drop(server);
+    // Stopped as an operator restarts it, so nothing is left unwritten.
+    server.stop();
 
     // Step 1: A and B both sign; verifiers learn B meanwhile.
     let mut both = key_file(&data.join("signing.key"));
@@ -141,7 +142,8 @@ fn rotation_from_a_key_file_to_a_token_key_needs_no_flag_day() {
     let during = append_one(&hsm, &server.url, &data, "during.txt");
     during.verify(&a, None).expect("a verifier knowing only A");
     during.verify(&b, None).expect("a verifier knowing only B");
-    drop(server);
+    // Stopped as an operator restarts it, so nothing is left unwritten.
+    server.stop();
 
     // Step 2: B alone.
     let server = up(&hsm, &data, &hsm.flags(&["log-b"]));
@@ -168,6 +170,42 @@ fn rotation_from_a_key_file_to_a_token_key_needs_no_flag_day() {
         .output()
         .expect("consistency"));
     assert!(out.contains("consistent"), "{out}");
+
+    // The audit trail records both steps: B added, then A removed, each
+    // before the first checkpoint that shows it.
+    let id = |k: &VerifierKey| format!("{:08x}", k.key_id());
+    let wanted = [("key.added", id(&b[0])), ("key.removed", id(&a[0]))];
+    let mut changes = Vec::new();
+    // The trail is written a moment after the log: poll until it holds
+    // the second step.
+    for _ in 0..100 {
+        let out = evault(&hsm)
+            .args(["audit", "--json", "--server", &server.url, "--vkey-file"])
+            .arg(&trusted)
+            .output()
+            .expect("audit");
+        let text = ok(&out);
+        changes = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|record| matches!(record["event"].as_str(), Some("key.added" | "key.removed")))
+            .map(|record| {
+                (
+                    record["event"].as_str().unwrap_or_default().to_string(),
+                    record["key_id"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<Vec<_>>();
+        if changes.len() >= wanted.len() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let wanted: Vec<(String, String)> = wanted
+        .into_iter()
+        .map(|(event, key)| (event.to_string(), key))
+        .collect();
+    assert_eq!(changes, wanted);
 }
 
 #[test]

@@ -70,6 +70,18 @@ impl ServerProcess {
     pub fn kill(self) {
         drop(self);
     }
+
+    /// Stops the server as an operator or Kubernetes does, with SIGTERM,
+    /// and waits for it to exit; panics unless it exits with status 0.
+    pub fn stop(mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = self.child.wait().expect("wait");
+        assert_eq!(status.code(), Some(0), "the server's exit on SIGTERM");
+    }
 }
 
 impl Drop for ServerProcess {

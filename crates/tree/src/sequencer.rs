@@ -304,6 +304,17 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         &self.origin
     }
 
+    /// The log's last `count` committed entries (fewer in a smaller log),
+    /// oldest first.
+    pub(crate) async fn last_entries(&self, count: u64) -> Result<Vec<Vec<u8>>, SequenceError> {
+        let size = self.state.lock().await.head().size;
+        let start = size.saturating_sub(count);
+        Ok(self
+            .store
+            .read_entries(&self.origin, start, size - start)
+            .await?)
+    }
+
     /// The latest checkpoint stored for the log, if any.
     pub(crate) async fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, SequenceError> {
         Ok(self.store.checkpoint(&self.origin, None).await?)

@@ -14,9 +14,12 @@
 //! The log waits for the trail: when the trail's queue is full, storing
 //! the log's next checkpoint waits for room, so the log never runs ahead
 //! of its record by more than the queue. Records queued when the process
-//! dies are lost; the chain of `checkpoint.signed` records then has a gap,
-//! which `evault audit` tolerates because consecutive recorded checkpoints
-//! are still checked for consistency.
+//! dies are lost. The next leader repairs what matters: it records the
+//! log's latest checkpoint if the trail has not, and reckons key changes
+//! from the trail's last `checkpoint.signed` record, so a rotation is
+//! never missed. The chain of `checkpoint.signed` records may then have a
+//! gap, which `evault audit` tolerates because consecutive recorded
+//! checkpoints are still checked for consistency.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,12 +42,12 @@ use crate::sequencer::{NewEntry, SequenceError, Sequencer};
 const QUEUE: usize = 1024;
 /// Records sequenced in one batch of the trail, at most.
 const BATCH: usize = 1024;
-/// How long the writer gathers records before it sequences them. The
-/// trail's batches take the same signer and storage as the log's; without
-/// this, an idle vault would sign and store two checkpoints per append,
-/// the second one in the way of the next append. With it, the trail
-/// commits at most a few times a second and lags the log by about this
-/// much.
+/// The least time between two batches of the trail. The trail's batches
+/// take the same signer and storage as the log's; without a floor, a busy
+/// vault would sign and store a trail checkpoint for each of its own, in
+/// the way of the next append. With it, the trail commits at most five
+/// times a second, at once when it has been quiet, and lags the log by at
+/// most about this much.
 const LINGER: Duration = Duration::from_millis(200);
 
 /// Something to record, as it happened.
@@ -63,6 +66,8 @@ pub(crate) enum Observed {
         principal: Option<String>,
         fields: BTreeMap<String, Value>,
     },
+    /// Sequence what is queued now, and answer once it is in the trail.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Where the log's sequencer sends what it observes.
@@ -102,13 +107,24 @@ impl AuditTrail {
         instance: &str,
     ) -> Result<AuditTrail, SequenceError> {
         let latest = log.latest_checkpoint().await?;
+        let recorded = last_recorded(&trail).await?;
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let writer = Writer::new(latest.as_deref());
+        let writer = Writer::new(latest.as_deref(), recorded.as_ref());
         tokio::spawn(writer.run(Arc::new(trail), receiver));
         log.audited_by(Observer {
             queue: queue.clone(),
         });
         let audit = AuditTrail { queue };
+        // Records still queued when the last leader died are lost; the
+        // log's latest checkpoint, if the trail has not recorded it, is
+        // recorded now, with the change of keys since the last one
+        // recorded.
+        if let Some(note) = latest {
+            let size = read_checkpoint(&note).map_or(0, |(head, _)| head.size);
+            if size > recorded.as_ref().map_or(0, |(head, _)| head.size) {
+                audit.tell(Observed::Signed(note)).await;
+            }
+        }
         audit
             .record(
                 LEADER_ACQUIRED,
@@ -119,6 +135,21 @@ impl AuditTrail {
         Ok(audit)
     }
 
+    async fn tell(&self, observed: Observed) {
+        if self.queue.send((now_ms(), observed)).await.is_err() {
+            tracing::error!("the audit trail's writer has stopped; a record is lost");
+        }
+    }
+
+    /// Waits until everything recorded so far is in the trail, at most
+    /// `within`; false if that did not happen in time. A process that
+    /// stops calls it last, so that a graceful stop loses no record.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        self.tell(Observed::Flush(done)).await;
+        matches!(tokio::time::timeout(within, flushed).await, Ok(Ok(())))
+    }
+
     /// Records `event` by `principal` with its own members `fields`. Waits
     /// while the trail's queue is full.
     pub async fn record(
@@ -127,17 +158,46 @@ impl AuditTrail {
         principal: Option<&str>,
         fields: BTreeMap<String, Value>,
     ) {
-        let observed = Observed::Event {
+        self.tell(Observed::Event {
             event: event.to_string(),
             principal: principal.map(str::to_string),
             fields,
-        };
-        if self.queue.send((now_ms(), observed)).await.is_err() {
-            tracing::error!(
-                event,
-                "the audit trail's writer has stopped; a record is lost"
-            );
+        })
+        .await;
+    }
+}
+
+/// How far back the trail is searched for its last `checkpoint.signed`
+/// record: past the few other records a restart writes.
+const SEARCHED: u64 = 1024;
+
+/// The head and key IDs of the trail's last `checkpoint.signed` record,
+/// within its last [`SEARCHED`] records.
+async fn last_recorded<S: LogStore, P: Publisher>(
+    trail: &Sequencer<S, P>,
+) -> Result<Option<(PinnedHead, Vec<String>)>, SequenceError> {
+    let entries = trail.last_entries(SEARCHED).await?;
+    Ok(entries.iter().rev().find_map(|entry| {
+        let record = AuditRecord::parse(entry).ok()?;
+        if record.event != CHECKPOINT_SIGNED {
+            return None;
         }
+        let key_ids = record
+            .fields
+            .get("key_ids")?
+            .as_array()?
+            .iter()
+            .map(|id| id.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?;
+        Some((record.log, key_ids))
+    }))
+}
+
+/// Tells each waiting flush its records are in.
+fn answer(flushes: Vec<tokio::sync::oneshot::Sender<()>>) {
+    for done in flushes {
+        // A flush that stopped waiting (it timed out) needs no answer.
+        let _ = done.send(());
     }
 }
 
@@ -174,19 +234,23 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(latest: Option<&[u8]>) -> Self {
-        match latest.and_then(read_checkpoint) {
-            Some((head, key_ids)) => Writer {
-                latest: head,
-                key_ids: Some(key_ids),
-            },
-            None => Writer {
-                latest: PinnedHead {
+    /// A writer for a log whose latest checkpoint is `latest`, and whose
+    /// trail last recorded `recorded` (a head and its key IDs): key
+    /// changes are reckoned from what the trail recorded, so none is
+    /// missed across a restart.
+    fn new(latest: Option<&[u8]>, recorded: Option<&(PinnedHead, Vec<String>)>) -> Self {
+        let latest = latest.and_then(read_checkpoint);
+        Writer {
+            latest: latest.as_ref().map_or(
+                PinnedHead {
                     size: 0,
                     root: empty_root(),
                 },
-                key_ids: None,
-            },
+                |(head, _)| *head,
+            ),
+            key_ids: recorded
+                .map(|(_, ids)| ids.clone())
+                .or_else(|| latest.map(|(_, ids)| ids)),
         }
     }
 
@@ -206,9 +270,19 @@ impl Writer {
         }
     }
 
-    /// The records one observation makes, in order.
-    fn records(&mut self, time_ms: u64, observed: Observed) -> Vec<AuditRecord> {
+    /// The records one observation makes, in order; a flush makes none,
+    /// and is kept in `flushes` to be answered once the batch is in.
+    fn records(
+        &mut self,
+        time_ms: u64,
+        observed: Observed,
+        flushes: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+    ) -> Vec<AuditRecord> {
         match observed {
+            Observed::Flush(done) => {
+                flushes.push(done);
+                Vec::new()
+            }
             Observed::Signed(note) => {
                 let Some((head, key_ids)) = read_checkpoint(&note) else {
                     tracing::error!("the log stored a checkpoint the audit trail cannot read");
@@ -278,14 +352,26 @@ impl Writer {
         trail: Arc<Sequencer<S, P>>,
         mut queue: mpsc::Receiver<(u64, Observed)>,
     ) {
+        let mut last_batch: Option<tokio::time::Instant> = None;
         while let Some((time_ms, observed)) = queue.recv().await {
-            let mut records = self.records(time_ms, observed);
-            tokio::time::sleep(LINGER).await;
+            let mut flushes = Vec::new();
+            let mut records = self.records(time_ms, observed, &mut flushes);
+            if flushes.is_empty() {
+                if let Some(last) = last_batch {
+                    tokio::time::sleep_until(last + LINGER).await;
+                }
+            }
             while records.len() < BATCH {
                 match queue.try_recv() {
-                    Ok((time_ms, observed)) => records.extend(self.records(time_ms, observed)),
+                    Ok((time_ms, observed)) => {
+                        records.extend(self.records(time_ms, observed, &mut flushes));
+                    }
                     Err(_) => break,
                 }
+            }
+            if records.is_empty() {
+                answer(flushes);
+                continue;
             }
             let batch: Vec<NewEntry> = records
                 .iter()
@@ -305,6 +391,8 @@ impl Writer {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
+            last_batch = Some(tokio::time::Instant::now());
+            answer(flushes);
         }
     }
 }
@@ -330,10 +418,10 @@ mod tests {
         let (a, _) = SigningKey::generate("vault.example/log").expect("key");
         let (b, _) = SigningKey::generate("vault.example/log").expect("key");
         let id = |k: &SigningKey| format!("{:08x}", k.verifier_key().key_id());
-        let mut writer = Writer::new(Some(&note(1, &[&a])));
+        let mut writer = Writer::new(Some(&note(1, &[&a])), None);
         assert_eq!(writer.latest.size, 1);
 
-        let both = writer.records(5, Observed::Signed(note(2, &[&a, &b])));
+        let both = writer.records(5, Observed::Signed(note(2, &[&a, &b])), &mut Vec::new());
         let events: Vec<&str> = both.iter().map(|r| r.event.as_str()).collect();
         assert_eq!(events, [KEY_ADDED, CHECKPOINT_SIGNED]);
         assert_eq!(both[0].fields["key_id"], Value::from(id(&b)));
@@ -343,7 +431,7 @@ mod tests {
             serde_json::json!([id(&a), id(&b)])
         );
 
-        let b_only = writer.records(6, Observed::Signed(note(3, &[&b])));
+        let b_only = writer.records(6, Observed::Signed(note(3, &[&b])), &mut Vec::new());
         let events: Vec<&str> = b_only.iter().map(|r| r.event.as_str()).collect();
         assert_eq!(events, [KEY_REMOVED, CHECKPOINT_SIGNED]);
         assert_eq!(b_only[0].fields["key_id"], Value::from(id(&a)));
@@ -352,7 +440,7 @@ mod tests {
     #[test]
     fn records_pin_the_latest_signed_head() {
         let (a, _) = SigningKey::generate("vault.example/log").expect("key");
-        let mut writer = Writer::new(None);
+        let mut writer = Writer::new(None, None);
         let first = writer.records(
             1,
             Observed::Event {
@@ -360,10 +448,11 @@ mod tests {
                 principal: None,
                 fields: BTreeMap::new(),
             },
+            &mut Vec::new(),
         );
         assert_eq!(first[0].log.size, 0);
         assert_eq!(first[0].log.root, empty_root());
-        writer.records(2, Observed::Signed(note(9, &[&a])));
+        writer.records(2, Observed::Signed(note(9, &[&a])), &mut Vec::new());
         let refused = writer.records(
             3,
             Observed::Refused {
@@ -371,6 +460,7 @@ mod tests {
                 new: TreeHead::empty(),
                 reason: "a fork".into(),
             },
+            &mut Vec::new(),
         );
         assert_eq!(refused[0].event, SIGNER_REFUSED);
         assert_eq!(refused[0].log.size, 9);
