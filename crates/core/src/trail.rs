@@ -86,13 +86,9 @@ pub struct RecordError(pub String);
 
 const RESERVED: [&str; 4] = ["time", "event", "principal", "log"];
 
-fn head_json(head: &PinnedHead) -> Value {
-    serde_json::json!({"size": head.size, "root": BASE64.encode(head.root.as_bytes())})
-}
-
 /// `head` as the `{"size", "root"}` object records carry.
 pub fn pinned_head_value(head: &PinnedHead) -> Value {
-    head_json(head)
+    serde_json::json!({"size": head.size, "root": BASE64.encode(head.root.as_bytes())})
 }
 
 /// Reads a `{"size", "root"}` object.
@@ -131,7 +127,7 @@ impl AuditRecord {
             "principal",
             &self.principal.as_deref().map_or(Value::Null, Value::from),
         );
-        member("log", &head_json(&self.log));
+        member("log", &pinned_head_value(&self.log));
         for (name, value) in &self.fields {
             if !RESERVED.contains(&name.as_str()) {
                 member(name, value);

@@ -205,7 +205,7 @@ pub struct Sequencer<S, P> {
     kind: EntryKind,
     /// Told of every checkpoint stored and every refusal, once the log's
     /// audit trail is started ([`crate::AuditTrail`]).
-    trail: std::sync::OnceLock<crate::trail::Observer>,
+    trail: std::sync::OnceLock<crate::trail::AuditTrail>,
 }
 
 /// What a log's entries are.
@@ -677,11 +677,11 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         Ok(note)
     }
 
-    /// Makes `observer` the log's audit trail: told of every checkpoint
+    /// Makes `trail` the log's audit trail: told of every checkpoint
     /// stored and every refusal from now on. Set once; a second call
     /// changes nothing.
-    pub(crate) fn audited_by(&self, observer: crate::trail::Observer) {
-        let _ = self.trail.set(observer);
+    pub(crate) fn audited_by(&self, trail: crate::trail::AuditTrail) {
+        let _ = self.trail.set(trail);
     }
 
     async fn observe(&self, observed: Observed) {

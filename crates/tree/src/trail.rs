@@ -70,20 +70,6 @@ pub(crate) enum Observed {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-/// Where the log's sequencer sends what it observes.
-pub(crate) struct Observer {
-    queue: mpsc::Sender<(u64, Observed)>,
-}
-
-impl Observer {
-    /// Queues `observed`, stamped now; waits while the queue is full.
-    pub(crate) async fn tell(&self, observed: Observed) {
-        if self.queue.send((now_ms(), observed)).await.is_err() {
-            tracing::error!("the audit trail's writer has stopped; a record is lost");
-        }
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -111,10 +97,8 @@ impl AuditTrail {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let writer = Writer::new(latest.as_deref(), recorded.as_ref());
         tokio::spawn(writer.run(Arc::new(trail), receiver));
-        log.audited_by(Observer {
-            queue: queue.clone(),
-        });
         let audit = AuditTrail { queue };
+        log.audited_by(audit.clone());
         // Records still queued when the last leader died are lost; the
         // log's latest checkpoint, if the trail has not recorded it, is
         // recorded now, with the change of keys since the last one
@@ -135,7 +119,8 @@ impl AuditTrail {
         Ok(audit)
     }
 
-    async fn tell(&self, observed: Observed) {
+    /// Queues `observed`, stamped now; waits while the queue is full.
+    pub(crate) async fn tell(&self, observed: Observed) {
         if self.queue.send((now_ms(), observed)).await.is_err() {
             tracing::error!("the audit trail's writer has stopped; a record is lost");
         }
