@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 
 /// The service files; each imports the shared messages of `log.proto`.
-const PROTOS: [&str; 4] = [
+const PROTOS: [&str; 6] = [
     "ingest.proto",
+    "evidence.proto",
     "tree.proto",
     "sequencer.proto",
+    "audit.proto",
     "signer.proto",
 ];
 

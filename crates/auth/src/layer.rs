@@ -12,7 +12,7 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use crate::{Access, JwtVerifier, MAX_TOKEN_BYTES, Policy, Principal, require};
+use crate::{Access, Denials, JwtVerifier, MAX_TOKEN_BYTES, Policy, Principal, require};
 
 /// The bearer token of a request's headers: exactly one `authorization`
 /// header, text, `Bearer <token>` (the scheme in any case), the token at
@@ -57,13 +57,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Status> {
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
     policy: Policy,
+    denials: Option<Denials>,
 }
 
 impl AuthLayer {
     /// Admits the callers `verifier` verifies to what `policy` lets them
     /// do.
     pub fn new(verifier: Arc<JwtVerifier>, policy: Policy) -> AuthLayer {
-        AuthLayer { verifier, policy }
+        AuthLayer {
+            verifier,
+            policy,
+            denials: None,
+        }
+    }
+
+    /// Counts every refusal in `denials` too, for whoever records them.
+    pub fn with_denials(mut self, denials: Denials) -> AuthLayer {
+        self.denials = Some(denials);
+        self
     }
 }
 
@@ -75,6 +86,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: Arc::clone(&self.verifier),
             policy: self.policy,
+            denials: self.denials.clone(),
         }
     }
 }
@@ -89,12 +101,14 @@ impl<S> Layer<S> for AuthLayer {
 /// is never read. gRPC requests (`content-type: application/grpc*`) get a
 /// trailers-only gRPC answer (`UNAUTHENTICATED` or `PERMISSION_DENIED`),
 /// other requests a 401 or 403 with the reason as text. Every refusal is
-/// logged at info with the path and the reason, never the token.
+/// logged at info with the path and the reason, never the token, and
+/// counted in the layer's [`Denials`] when it has them.
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
     policy: Policy,
+    denials: Option<Denials>,
 }
 
 impl<S, B, ResBody> Service<http::Request<B>> for AuthService<S>
@@ -122,7 +136,7 @@ where
             }
             Access::Require(scope) => scope,
         };
-        let refusal = Refusal::of(&request);
+        let refusal = Refusal::of(&request, self.denials.clone());
         // An outer layer of the same process admitted the caller already
         // (`evault up` guards every route, ingest its own): the principal
         // in the extensions came from a verified token, never from the
@@ -166,10 +180,11 @@ impl<S: tonic::server::NamedService> tonic::server::NamedService for AuthService
 struct Refusal {
     path: String,
     grpc: bool,
+    denials: Option<Denials>,
 }
 
 impl Refusal {
-    fn of<B>(request: &http::Request<B>) -> Refusal {
+    fn of<B>(request: &http::Request<B>, denials: Option<Denials>) -> Refusal {
         let grpc = request
             .headers()
             .get(CONTENT_TYPE)
@@ -178,11 +193,15 @@ impl Refusal {
         Refusal {
             path: request.uri().path().to_owned(),
             grpc,
+            denials,
         }
     }
 
-    /// Logs the refusal and answers it.
+    /// Logs and counts the refusal, and answers it.
     fn answer(self, status: Status, principal: Option<&str>) -> http::Response<Body> {
+        if let Some(denials) = &self.denials {
+            denials.count(principal, status.code(), status.message());
+        }
         tracing::info!(
             path = self.path,
             code = ?status.code(),

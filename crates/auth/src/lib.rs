@@ -20,9 +20,10 @@
 //! OAuth or OpenID Connect discovery (it is given the JWKS and the issuer),
 //! does not authenticate roles to each other (that is mutual TLS), does
 //! not rate-limit, and does not record refusals in the audit log: it logs
-//! them with `tracing`, and the caller of the layer decides what else to
-//! do.
+//! them with `tracing` and counts them per principal, code and reason
+//! ([`Denials`]) for the caller of the layer to record.
 
+mod denials;
 mod issuer;
 mod keys;
 mod layer;
@@ -31,6 +32,7 @@ mod principal;
 mod ttl;
 mod verifier;
 
+pub use denials::{DenialCount, DenialWindow, Denials, MAX_KINDS, OTHER_REASONS};
 pub use issuer::LocalIssuer;
 pub use layer::{AuthLayer, AuthService, bearer_token};
 pub use policy::{Access, Policy};

@@ -16,6 +16,10 @@ pub enum Access {
 /// - `/evault.v1.IngestService/*`: [`Scope::Append`];
 /// - `/evault.v1.TreeService/*`: public, or [`Scope::Read`] when reads are
 ///   closed;
+/// - `/evault.v1.EvidenceService/GetEvidence`: [`Scope::Read`], even when
+///   reads are public (the log is public, the evidence bytes are not);
+///   any other method of `EvidenceService` (`EraseEvidence`):
+///   [`Scope::Admin`];
 /// - `/grpc.health.v1.Health/*` and `/grpc.reflection.*`: public;
 /// - any other gRPC service: [`Scope::Admin`];
 /// - any other path (the tile API, `/checkpoint`, `/tile/...`): public,
@@ -44,11 +48,12 @@ impl Policy {
         } else {
             Access::Require(Scope::Read)
         };
-        let Some(service) = grpc_service(path) else {
+        let Some((service, method)) = grpc_method(path) else {
             return read;
         };
         match service {
             "evault.v1.IngestService" => Access::Require(Scope::Append),
+            "evault.v1.EvidenceService" if method == "GetEvidence" => Access::Require(Scope::Read),
             "evault.v1.TreeService" => read,
             "grpc.health.v1.Health" => Access::Public,
             _ if service.starts_with("grpc.reflection.") => Access::Public,
@@ -57,12 +62,13 @@ impl Policy {
     }
 }
 
-/// The service a gRPC path names: `a.b.Service` in `/a.b.Service/Method`.
-fn grpc_service(path: &str) -> Option<&str> {
-    let (service, _method) = path.strip_prefix('/')?.split_once('/')?;
+/// The service and method a gRPC path names: `a.b.Service` and `Method`
+/// in `/a.b.Service/Method`.
+fn grpc_method(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let mut parts = service.split('.');
     let qualified = service.contains('.') && parts.all(is_identifier);
-    qualified.then_some(service)
+    qualified.then_some((service, method))
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -108,6 +114,21 @@ mod tests {
                 Policy::new(false).access(path),
                 Access::Require(Scope::Read),
                 "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn evidence_bytes_need_read_and_erasure_admin_whatever_reads_are() {
+        for public_reads in [true, false] {
+            let policy = Policy::new(public_reads);
+            assert_eq!(
+                policy.access("/evault.v1.EvidenceService/GetEvidence"),
+                Access::Require(Scope::Read)
+            );
+            assert_eq!(
+                policy.access("/evault.v1.EvidenceService/EraseEvidence"),
+                Access::Require(Scope::Admin)
             );
         }
     }

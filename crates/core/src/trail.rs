@@ -34,6 +34,30 @@ pub const KEY_REMOVED: &str = "key.removed";
 pub const SIGNER_REFUSED: &str = "signer.refused";
 /// A tree became the log's active sequencer: member `instance`.
 pub const LEADER_ACQUIRED: &str = "leader.acquired";
+/// A migration of the log's database was applied: members `version`,
+/// `name`, `applied_on` and `checksum`, as the migration history has them.
+pub const MIGRATION_APPLIED: &str = "migration.applied";
+/// Callers were refused: one record per principal (null when no token was
+/// verified), code and reason in each window of refusals, with members
+/// `code`, `reason`, `count`, `since` (when the window began, RFC 3339)
+/// and `role`.
+pub const AUTH_DENIED: &str = "auth.denied";
+/// A caller read uploaded evidence: members `sha256` (base64) and `size`.
+pub const EVIDENCE_READ: &str = "evidence.read";
+/// A caller erased uploaded evidence: members `sha256` (base64), `size`
+/// and `reason`.
+pub const EVIDENCE_ERASED: &str = "evidence.erased";
+
+/// The events other roles witness and hand to the tree that writes the
+/// trail. Whatever else the trail holds, the tree records itself, and no
+/// caller can claim it.
+pub const WITNESSED: [&str; 3] = [AUTH_DENIED, EVIDENCE_READ, EVIDENCE_ERASED];
+
+/// Whether `name` is one of the members every record has, which an event's
+/// own members cannot be.
+pub fn is_reserved_member(name: &str) -> bool {
+    RESERVED.contains(&name)
+}
 
 /// The origin of the audit trail of the log `origin`.
 pub fn audit_origin(origin: &str) -> String {

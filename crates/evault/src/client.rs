@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::tree_service_client::TreeServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -64,6 +65,10 @@ impl ServerArgs {
 
     pub(crate) async fn tree(&self) -> Result<TreeServiceClient<Channel>, Failure> {
         Ok(TreeServiceClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE))
+    }
+
+    pub(crate) async fn evidence(&self) -> Result<EvidenceServiceClient<Channel>, Failure> {
+        Ok(EvidenceServiceClient::new(self.channel().await?))
     }
 
     pub(crate) async fn ingest(&self) -> Result<IngestServiceClient<Channel>, Failure> {

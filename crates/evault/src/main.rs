@@ -4,8 +4,9 @@
 //!   per process; `migrate` applies the PostgreSQL schema.
 //! - Clients of a running vault: `append`, `checkpoint`, `proof`,
 //!   `consistency`, `audit` (verify the audit trail and print its
-//!   events), and `bench` to measure appends (streamed, unary, open
-//!   loop) and proofs served, beside a raw PostgreSQL `COPY` baseline.
+//!   events), `evidence` (read or erase uploaded bytes), and `bench` to
+//!   measure appends (streamed, unary, open loop) and proofs served,
+//!   beside a raw PostgreSQL `COPY` baseline.
 //! - Offline, no server needed: `verify` checks a receipt, `fsck` audits a
 //!   whole published log, `proof --log` builds a receipt from one, `keygen`
 //!   creates a log signing key, `dev-certs` a CA and certificates for
@@ -25,8 +26,10 @@ mod bench;
 mod checkpoint;
 mod client;
 mod connections;
+mod denials;
 mod dev_certs;
 mod digest;
+mod evidence;
 mod fsck;
 mod identity;
 mod json;
@@ -73,6 +76,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Fsck(fsck::FsckArgs),
     Audit(audit_trail::AuditArgs),
+    Evidence(evidence::EvidenceArgs),
     Keygen(keygen::KeygenArgs),
     DevCerts(dev_certs::DevCertsArgs),
     Token(identity::TokenArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Audit(args) => audit_trail::run(args),
+        Command::Evidence(args) => evidence::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Token(args) => identity::token(args),

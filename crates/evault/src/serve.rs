@@ -4,14 +4,17 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use evault_gateway::{IngestProxy, TileApi, TreeProxy};
-use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RemoteTree};
+use evault_auth::Denials;
+use evault_gateway::{EvidenceProxy, IngestProxy, TileApi, TreeProxy};
+use evault_ingest::{BatchConfig, Batcher, EvidenceGrpc, IngestGrpc, RemoteTree};
+use evault_proto::v1::evidence_service_server::EvidenceServiceServer;
 use evault_proto::v1::ingest_service_server::IngestServiceServer;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
 use evault_signer::CheckpointSigner;
-use evault_tree::{LogReader, RemoteSigner, Sequencer, TreeGrpc};
+use evault_tree::{LogReader, RemoteAudit, RemoteSigner, Sequencer, TreeGrpc};
 
 use crate::connections::ConnectionArgs;
+use crate::denials::DenialReports;
 use crate::identity::AuthArgs;
 use crate::outcome::{Failure, Outcome, usage};
 use crate::signer_store::{SignerStorageArgs, with_signer_store};
@@ -162,36 +165,51 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
             }
             Role::Tree(a) => serve_tree(a).await,
             Role::Ingest(a) => {
-                let auth = a.auth.layer().await?;
+                let denials = Denials::new();
+                let auth = a.auth.layer().await?.with_denials(denials.clone());
                 let rate = a.auth.rate_limit()?;
                 let tls = a.tls.internal("ingest", evault_ingest::CALLERS)?;
                 let tree = Arc::new(
                     RemoteTree::new(&a.tree, &a.origin, tls.client.as_ref()).map_err(usage)?,
                 );
+                let audit = Arc::new(
+                    RemoteAudit::new(&a.tree, &a.origin, tls.client.as_ref()).map_err(usage)?,
+                );
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
                 announce("ingest", &listener, tls.scheme())?;
-                with_store!(storage, store => {
-                    let ingest = IngestGrpc::new(auth, rate, store, Batcher::start(tree, BatchConfig::default()));
-                    evault_ingest::serve(a.connections.incoming(listener), ingest, tls.server, shutdown_signal()).await.map_err(served_error("ingest"))
-                })
+                let reports = DenialReports::start(denials, Arc::clone(&audit), "ingest");
+                let served = with_store!(storage, store => {
+                    let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), Batcher::start(tree, BatchConfig::default()));
+                    let evidence = EvidenceGrpc::new(auth, store, audit);
+                    evault_ingest::serve(a.connections.incoming(listener), ingest, evidence, tls.server, shutdown_signal()).await.map_err(served_error("ingest"))
+                });
+                reports.flush().await;
+                served
             }
             Role::Gateway(a) => {
                 let tls = a.tls.public()?;
                 let ingest = IngestProxy::new(&a.ingest, tls.client.as_ref()).map_err(usage)?;
+                let evidence = EvidenceProxy::new(&a.ingest, tls.client.as_ref()).map_err(usage)?;
                 let tree = TreeProxy::new(&a.tree, tls.client.as_ref()).map_err(usage)?;
+                let audit = Arc::new(
+                    RemoteAudit::new(&a.tree, &a.origin, tls.client.as_ref()).map_err(usage)?,
+                );
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
                 announce("gateway", &listener, tls.scheme())?;
                 // The gateway refuses callers from their headers, before
                 // forwarding a byte; ingest checks the same token again.
-                let auth = a.auth.layer().await?;
+                let denials = Denials::new();
+                let auth = a.auth.layer().await?.with_denials(denials.clone());
+                let reports = DenialReports::start(denials, audit, "gateway");
                 let grpc = crate::identity::guarded(
                     tonic::service::Routes::new(IngestServiceServer::new(ingest))
+                        .add_service(EvidenceServiceServer::new(evidence))
                         .add_service(TreeServiceServer::new(tree.clone())),
                     &auth,
                 );
-                with_store!(storage, store => {
+                let served = with_store!(storage, store => {
                     let tiles = TileApi::new(&a.origin, store.clone())
                         .routes()
                         .merge(evault_gateway::verifier_keys_routes(tree.clone()))
@@ -200,7 +218,9 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                     evault_gateway::serve(a.connections.incoming(listener), grpc, tiles, tls.server, shutdown_signal())
                         .await
                         .map_err(|e| usage(format!("serving gateway: {e}")))
-                })
+                });
+                reports.flush().await;
+                served
             }
         }
     })

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use evault_auth::AuthLayer;
+use evault_auth::{AuthLayer, Denials};
 use evault_gateway::TileApi;
-use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RateLimit};
+use evault_ingest::{BatchConfig, Batcher, EvidenceGrpc, IngestGrpc, RateLimit};
 use evault_proto::guard::GuardedIncoming;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
 use evault_signer::{CheckpointSigner, KeyFile, KeyFileError, LogKey};
@@ -20,6 +20,7 @@ use evault_storage::{EvidenceStore, LogStore};
 use evault_tree::{AuditTrail, LogReader, Publisher, Sequencer, TreeGrpc};
 use tokio::net::TcpListener;
 
+use crate::denials::DenialReports;
 use crate::outcome::{Failure, usage};
 use crate::signing_keys::SigningKeyArgs;
 
@@ -194,14 +195,19 @@ where
             .map_err(|e| usage(format!("opening the log: {e}")))?,
     );
     let trail = start_audit_trail(&sequencer, store.clone(), signer).await?;
+    let denials = Denials::new();
+    let auth = auth.with_denials(denials.clone());
+    let reports = DenialReports::start(denials, Arc::new(trail.clone()), "up");
     let sequencing = sequencer.sequencing();
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), batcher);
+    let evidence = EvidenceGrpc::new(auth.clone(), store.clone(), Arc::new(trail.clone()));
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(origin, store.clone()));
     // Appends need a token with evault.append; reads one with evault.read
-    // unless reads are public.
+    // unless reads are public; evidence bytes one with evault.read always.
     let grpc = crate::identity::guarded(
         tonic::service::Routes::new(ingest.into_service())
+            .add_service(evidence.into_service())
             .add_service(TreeServiceServer::new(tree.clone())),
         &auth,
     );
@@ -213,6 +219,7 @@ where
     let served = evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
         .await
         .map_err(|e| usage(format!("serving: {e}")));
+    reports.flush().await;
     flush_audit_trail(&trail).await;
     served
 }

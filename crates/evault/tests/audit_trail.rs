@@ -26,18 +26,7 @@ fn ok(out: &Output) -> String {
 }
 
 fn start_up(data: &Path, database_url: Option<&str>) -> ServerProcess {
-    let mut command = evault();
-    command.args([
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.display().to_string(),
-    ]);
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
-    }
-    ServerProcess::start(command)
+    ServerProcess::up(env!("CARGO_BIN_EXE_evault"), data, database_url)
 }
 
 /// Appends `count` new files from number `from` on, as one client run.

@@ -1,6 +1,7 @@
 //! Mutual TLS between the roles as their users run it: `evault dev-certs`,
 //! the four roles as separate processes on PostgreSQL, an append through
-//! the gateway; and the signer refusing every caller but tree.
+//! the gateway, evidence read through it and recorded by the leading tree;
+//! and the signer refusing every caller but tree.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -353,6 +354,103 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
         &run(&["fsck", "--vkey-file", &vkey_file, &gateway.url]),
         &gateway.url,
     );
+
+    // Evidence custody across the roles: ingest keeps the bytes and has
+    // the leading tree record each read; the gateway has it record the
+    // callers it refuses.
+    let uploaded = tmp.path().join("uploaded.bin");
+    std::fs::write(&uploaded, b"evidence kept under mutual TLS").expect("write");
+    succeeded(&run(&[
+        "append",
+        "--server",
+        &gateway.url,
+        "--tls-ca",
+        &ca,
+        "--token-file",
+        &path(&token),
+        "--receipts",
+        &path(&receipts),
+        "--upload",
+        &path(&uploaded),
+    ]));
+    let digest = evault_core::hash::hex(&evault_core::hash::sha256(
+        b"evidence kept under mutual TLS",
+    ));
+    let reader = succeeded(&run(&[
+        "token",
+        "--data-dir",
+        &path(&issuer),
+        "--sub",
+        "auditor",
+        "--scope",
+        "evault.read",
+    ]));
+    let read_back = tmp.path().join("read-back.bin");
+    succeeded(&run(&[
+        "evidence",
+        "get",
+        "--server",
+        &gateway.url,
+        "--tls-ca",
+        &ca,
+        "--token",
+        reader.trim(),
+        "-o",
+        &path(&read_back),
+        &digest,
+    ]));
+    assert_eq!(
+        std::fs::read(&read_back).expect("read back"),
+        b"evidence kept under mutual TLS"
+    );
+    let denied = run(&[
+        "evidence",
+        "get",
+        "--server",
+        &gateway.url,
+        "--tls-ca",
+        &ca,
+        "--token-file",
+        &path(&token),
+        &digest,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("PermissionDenied"),
+        "{denied:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = run(&[
+            "audit",
+            "--server",
+            &gateway.url,
+            "--tls-ca",
+            &ca,
+            "--vkey-file",
+            &vkey_file,
+            "--json",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let has = |event: &str, principal: &str| {
+            text.lines().any(|l| {
+                l.contains(&format!(r#""event":"{event}""#))
+                    && l.contains(&format!(r#""principal":"{principal}""#))
+            })
+        };
+        if out.status.success() && has("evidence.read", "auditor") && has("auth.denied", "mtls") {
+            assert!(
+                text.contains(r#""role":"gateway""#),
+                "the gateway refused: {text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trail never recorded the read and the refusal: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 
     // The signer serves tree, and no one else.
     let keys = call_signer(&signer.url, &certs.client("tree", &certs)).expect("tree is served");

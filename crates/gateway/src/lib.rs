@@ -1,8 +1,9 @@
 //! The vault's **gateway** role: the public edge, on one port.
 //!
-//! - native gRPC for `IngestService` and `TreeService`: served in process
-//!   by `evault up`, or forwarded to the ingest and tree roles
-//!   ([`IngestProxy`], [`TreeProxy`]) by `evault serve gateway`;
+//! - native gRPC for `IngestService`, `EvidenceService` and `TreeService`:
+//!   served in process by `evault up`, or forwarded to the ingest and tree
+//!   roles ([`IngestProxy`], [`EvidenceProxy`], [`TreeProxy`]) by `evault
+//!   serve gateway`;
 //! - the C2SP tlog-tiles HTTP read API ([`TileApi`]): `/checkpoint`
 //!   (`no-cache`), `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`
 //!   (cacheable forever), only within the latest published checkpoint;
@@ -32,12 +33,16 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 pub use keys::verifier_keys_routes;
-pub use proxy::{IngestProxy, TreeProxy};
+pub use proxy::{EvidenceProxy, IngestProxy, TreeProxy};
 pub use tiles::TileApi;
 pub use trail::audit_routes;
 
 /// The public services, reported healthy while the gateway serves.
-const SERVICES: [&str; 2] = ["evault.v1.IngestService", "evault.v1.TreeService"];
+const SERVICES: [&str; 3] = [
+    "evault.v1.IngestService",
+    "evault.v1.EvidenceService",
+    "evault.v1.TreeService",
+];
 
 /// The service whose health follows whether appends can be sequenced.
 const APPENDS: &str = "evault.v1.IngestService";

@@ -1,21 +1,24 @@
-//! Forwarding `IngestService` and `TreeService` to the ingest and tree
-//! roles, when they run as processes of their own. The caller's
+//! Forwarding `IngestService`, `EvidenceService` and `TreeService` to the
+//! ingest and tree roles, when they run as processes of their own. The caller's
 //! credentials travel with each call; the gateway decides nothing.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use evault_proto::failover::Failover;
+use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
+use evault_proto::v1::evidence_service_server::EvidenceService;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::ingest_service_server::IngestService;
 use evault_proto::v1::tree_service_client::TreeServiceClient;
 use evault_proto::v1::tree_service_server::TreeService;
 use evault_proto::v1::{
-    AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse, FindEntriesRequest,
-    FindEntriesResponse, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest,
-    GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest,
-    GetInclusionProofResponse, TreeServiceGetVerifierKeysRequest,
+    AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse, EraseEvidenceRequest,
+    EraseEvidenceResponse, FindEntriesRequest, FindEntriesResponse, GetCheckpointRequest,
+    GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
+    GetEntriesRequest, GetEntriesResponse, GetEvidenceRequest, GetEvidenceResponse,
+    GetInclusionProofRequest, GetInclusionProofResponse, TreeServiceGetVerifierKeysRequest,
     TreeServiceGetVerifierKeysResponse,
 };
 use tokio_stream::{Stream, StreamExt as _};
@@ -56,6 +59,49 @@ impl IngestProxy {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         })
+    }
+}
+
+/// `EvidenceService`, answered by a remote ingest, which keeps the
+/// evidence and records each read and erasure.
+#[derive(Clone)]
+pub struct EvidenceProxy {
+    client: EvidenceServiceClient<Channel>,
+}
+
+impl EvidenceProxy {
+    /// Forwards to the ingest at `endpoint`, as [`IngestProxy::new`].
+    pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
+        Ok(EvidenceProxy {
+            client: EvidenceServiceClient::new(channel(endpoint, "ingest", tls)?)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl EvidenceService for EvidenceProxy {
+    async fn get_evidence(
+        &self,
+        request: Request<GetEvidenceRequest>,
+    ) -> Result<Response<GetEvidenceResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        self.client
+            .clone()
+            .get_evidence(forward(&metadata, message))
+            .await
+    }
+
+    async fn erase_evidence(
+        &self,
+        request: Request<EraseEvidenceRequest>,
+    ) -> Result<Response<EraseEvidenceResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        self.client
+            .clone()
+            .erase_evidence(forward(&metadata, message))
+            .await
     }
 }
 
@@ -103,29 +149,22 @@ impl IngestService for IngestProxy {
 /// active one or a standby, serves reads).
 #[derive(Clone)]
 pub struct TreeProxy {
-    clients: Vec<TreeServiceClient<Channel>>,
-    current: Arc<AtomicUsize>,
+    trees: Arc<Failover<TreeServiceClient<Channel>>>,
 }
 
 impl TreeProxy {
     /// Forwards to the trees at `endpoints`, connected lazily.
     pub fn new(endpoints: &[String], tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
-        if endpoints.is_empty() {
-            return Err("no tree address".into());
-        }
-        let clients = endpoints
-            .iter()
-            .map(|e| {
-                Ok(TreeServiceClient::new(channel(e, "tree", tls)?)
-                    .max_decoding_message_size(MAX_MESSAGE))
-            })
-            .collect::<Result<_, String>>()?;
+        let trees = Failover::connect_lazy(endpoints, "tree", tls, |channel| {
+            TreeServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE)
+        })?;
         Ok(TreeProxy {
-            clients,
-            current: Arc::new(AtomicUsize::new(0)),
+            trees: Arc::new(trees),
         })
     }
 
+    /// One round over the trees: a read waits for no failover, since any
+    /// tree serves it.
     async fn call<M, T, F, Fut>(&self, request: Request<M>, call: F) -> Result<Response<T>, Status>
     where
         M: Clone,
@@ -133,25 +172,11 @@ impl TreeProxy {
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let (metadata, _, message) = request.into_parts();
-        let start = self.current.load(Ordering::Relaxed);
-        let mut last = Status::unavailable("no tree answered");
-        for offset in 0..self.clients.len() {
-            let at = (start + offset) % self.clients.len();
-            match call(
-                self.clients[at].clone(),
-                forward(&metadata, message.clone()),
-            )
+        self.trees
+            .call(std::time::Duration::ZERO, |tree| {
+                call(tree, forward(&metadata, message.clone()))
+            })
             .await
-            {
-                Ok(response) => {
-                    self.current.store(at, Ordering::Relaxed);
-                    return Ok(response);
-                }
-                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
-                Err(status) => return Err(status),
-            }
-        }
-        Err(last)
     }
 }
 

@@ -2,7 +2,9 @@
 //! in process (as `evault up` runs it) and forwarding to separate servers
 //! (as `evault serve gateway` runs it). Appends go through it, the
 //! tlog-tiles API serves the log with the right headers, and a full audit
-//! of the log over HTTP passes.
+//! of the log over HTTP passes. Evidence read through it is recorded in
+//! the audit trail: in process, and across the processes' hop from ingest
+//! to the tree's `AuditService`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +13,23 @@ use evault_auth::{AuthLayer, JwtVerifier, LocalIssuer, Policy, Scope};
 use evault_core::hash::sha256;
 use evault_core::tile::{BundleId, TileId, full_tile_root};
 use evault_core::{Hash, LogSource, Receipt, SigningKey, VerifierKey, audit};
-use evault_gateway::{IngestProxy, TileApi, TreeProxy, serve, verifier_keys_routes};
-use evault_ingest::{BatchConfig, Batcher, IngestGrpc};
+use evault_gateway::{EvidenceProxy, IngestProxy, TileApi, TreeProxy, serve, verifier_keys_routes};
+use evault_ingest::{BatchConfig, Batcher, EvidenceGrpc, IngestGrpc};
 use evault_proto::guard::{ConnectionLimits, GuardedIncoming};
+use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
+use evault_proto::v1::evidence_service_server::EvidenceServiceServer;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::ingest_service_server::IngestServiceServer;
 use evault_proto::v1::tree_service_client::TreeServiceClient;
 use evault_proto::v1::tree_service_server::TreeServiceServer;
 use evault_proto::v1::{
     AppendRequest, AppendStreamRequest, EvidenceStatement, GetCheckpointRequest,
-    TreeServiceGetVerifierKeysRequest,
+    GetEvidenceRequest, TreeServiceGetVerifierKeysRequest,
 };
 use evault_signer::CheckpointSigner;
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::signer::{SIGNER_FILE, SignerFile};
-use evault_tree::{LogReader, Sequencer, TreeGrpc};
+use evault_tree::{AuditTrail, LogReader, RemoteAudit, Sequencer, TreeGrpc};
 use tonic::Request;
 
 const ORIGIN: &str = "vault.example/gateway-test";
@@ -54,6 +58,7 @@ struct Vault {
     _dir: tempfile::TempDir,
     keys: Vec<VerifierKey>,
     base: String,
+    store: EmbeddedStore,
 }
 
 async fn listener() -> (tokio::net::TcpListener, String) {
@@ -77,12 +82,22 @@ async fn start(separate: bool) -> Vault {
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
     let keys = vec![key.verifier_key().clone()];
     let signer_store = SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file");
-    let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer");
+    let signer =
+        Arc::new(CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer"));
     let sequencer = Arc::new(
-        Sequencer::open(ORIGIN, store.clone(), signer)
+        Sequencer::open(ORIGIN, store.clone(), Arc::clone(&signer))
             .await
             .expect("tree"),
     );
+    let trail = AuditTrail::start(
+        &sequencer,
+        Sequencer::open_audit_trail(ORIGIN, store.clone(), signer)
+            .await
+            .expect("trail"),
+        "gateway-test",
+    )
+    .await
+    .expect("trail");
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth().await, None, store.clone(), batcher);
     let tree = TreeGrpc::from_shared(sequencer, LogReader::new(ORIGIN, store.clone()));
@@ -96,9 +111,11 @@ async fn start(separate: bool) -> Vault {
             std::future::pending(),
         ));
         let (ingest_listener, ingest_url) = listener().await;
+        let audit = RemoteAudit::new(std::slice::from_ref(&tree_url), ORIGIN, None).expect("audit");
         tokio::spawn(evault_ingest::serve(
             incoming(ingest_listener),
             ingest,
+            EvidenceGrpc::new(auth().await, store.clone(), Arc::new(audit)),
             None,
             std::future::pending(),
         ));
@@ -107,12 +124,17 @@ async fn start(separate: bool) -> Vault {
             tonic::service::Routes::new(IngestServiceServer::new(
                 IngestProxy::new(&ingest_url, None).expect("proxy"),
             ))
+            .add_service(EvidenceServiceServer::new(
+                EvidenceProxy::new(&ingest_url, None).expect("proxy"),
+            ))
             .add_service(TreeServiceServer::new(tree.clone())),
             tiles.merge(verifier_keys_routes(tree)),
         )
     } else {
+        let evidence = EvidenceGrpc::new(auth().await, store.clone(), Arc::new(trail));
         (
             tonic::service::Routes::new(ingest.into_service())
+                .add_service(evidence.into_service())
                 .add_service(TreeServiceServer::new(tree.clone())),
             tiles.merge(verifier_keys_routes(tree)),
         )
@@ -129,6 +151,7 @@ async fn start(separate: bool) -> Vault {
         _dir: dir,
         keys,
         base,
+        store,
     }
 }
 
@@ -332,6 +355,67 @@ async fn in_process_gateway_serves_appends_and_tiles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_gateway_serves_appends_and_tiles() {
     appends_go_through_and_the_log_is_served_as_tiles(true).await;
+}
+
+/// Uploads evidence through the gateway, reads it back through it, and
+/// finds the read in the audit trail, recorded before the bytes came.
+async fn evidence_read_through_the_gateway_is_audited(separate: bool) {
+    use evault_storage::LogStore as _;
+    let vault = start(separate).await;
+    let content = format!("evidence read through a gateway, separate={separate}");
+    let mut s = statement(1);
+    s.content = Some(content.clone().into_bytes());
+    s.sha256 = sha256(content.as_bytes()).to_vec();
+    s.size = content.len() as u64;
+    let channel = tonic::transport::Channel::from_shared(vault.base.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    IngestServiceClient::new(channel.clone())
+        .append(authed(AppendRequest { statement: Some(s) }))
+        .await
+        .expect("append with upload");
+    let read = EvidenceServiceClient::new(channel)
+        .get_evidence(authed(GetEvidenceRequest {
+            sha256: sha256(content.as_bytes()).to_vec(),
+        }))
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(read.content, content.as_bytes());
+
+    let trail = evault_core::trail::audit_origin(ORIGIN);
+    let size = vault.store.head(&trail).await.expect("trail head").size;
+    let records: Vec<evault_core::trail::AuditRecord> = vault
+        .store
+        .read_entries(&trail, 0, size)
+        .await
+        .expect("trail entries")
+        .iter()
+        .map(|e| evault_core::trail::AuditRecord::parse(e).expect("record"))
+        .collect();
+    let reads: Vec<_> = records
+        .iter()
+        .filter(|r| r.event == evault_core::trail::EVIDENCE_READ)
+        .collect();
+    assert_eq!(reads.len(), 1, "{records:?}");
+    assert_eq!(reads[0].principal.as_deref(), Some("dev"));
+    assert_eq!(
+        reads[0].fields["sha256"],
+        serde_json::Value::from(evault_core::hash::hex(&sha256(content.as_bytes())))
+    );
+    assert!(reads[0].log.size >= 1, "the read pins the log's head");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_read_in_process_is_audited() {
+    evidence_read_through_the_gateway_is_audited(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_read_across_processes_is_audited_by_the_tree() {
+    evidence_read_through_the_gateway_is_audited(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

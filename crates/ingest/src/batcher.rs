@@ -8,9 +8,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use evault_proto::failover::Failover;
 use evault_proto::v1::sequencer_service_client::SequencerServiceClient;
 use evault_proto::v1::{Receipt, SequenceEntry, SequenceRequest, SequenceResponse};
 use evault_storage::LogStore;
@@ -39,15 +39,13 @@ impl<S: LogStore, P: Publisher> SequenceBatch for Sequencer<S, P> {
 /// How long ingest waits for some tree to be the active sequencer before
 /// failing a batch: long enough for a standby to take over.
 pub const FAILOVER_WINDOW: Duration = Duration::from_secs(10);
-const FAILOVER_PAUSE: Duration = Duration::from_millis(200);
 
 /// Trees reached over gRPC: the active sequencer and its standbys. Calls
 /// go to the one that answered last; when it is unavailable (gone, or a
 /// standby), the next is tried.
 pub struct RemoteTree {
     origin: String,
-    clients: Vec<SequencerServiceClient<Channel>>,
-    current: AtomicUsize,
+    trees: Failover<SequencerServiceClient<Channel>>,
 }
 
 impl RemoteTree {
@@ -59,24 +57,13 @@ impl RemoteTree {
         origin: &str,
         tls: Option<&ClientTlsConfig>,
     ) -> Result<Self, String> {
-        if endpoints.is_empty() {
-            return Err("no tree address".into());
-        }
-        let clients = endpoints
-            .iter()
-            .map(|endpoint| {
-                let channel = evault_proto::tls::endpoint(endpoint, tls)
-                    .map_err(|e| format!("tree address {e}"))?
-                    .connect_lazy();
-                Ok(SequencerServiceClient::new(channel)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20))
-            })
-            .collect::<Result<_, String>>()?;
         Ok(RemoteTree {
             origin: origin.to_string(),
-            clients,
-            current: AtomicUsize::new(0),
+            trees: Failover::connect_lazy(endpoints, "tree", tls, |channel| {
+                SequencerServiceClient::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20)
+            })?,
         })
     }
 
@@ -85,26 +72,12 @@ impl RemoteTree {
     /// [`FAILOVER_WINDOW`]: retrying is safe, since tree drops entries whose
     /// dedup key is already logged.
     async fn call(&self, request: SequenceRequest) -> Result<SequenceResponse, Status> {
-        let deadline = tokio::time::Instant::now() + FAILOVER_WINDOW;
-        loop {
-            let start = self.current.load(Ordering::Relaxed);
-            let mut last = Status::unavailable("no tree answered");
-            for offset in 0..self.clients.len() {
-                let at = (start + offset) % self.clients.len();
-                match self.clients[at].clone().sequence(request.clone()).await {
-                    Ok(response) => {
-                        self.current.store(at, Ordering::Relaxed);
-                        return Ok(response.into_inner());
-                    }
-                    Err(status) if status.code() == tonic::Code::Unavailable => last = status,
-                    Err(status) => return Err(status),
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(last);
-            }
-            tokio::time::sleep(FAILOVER_PAUSE).await;
-        }
+        self.trees
+            .call(FAILOVER_WINDOW, |mut tree| {
+                let request = request.clone();
+                async move { Ok(tree.sequence(request).await?.into_inner()) }
+            })
+            .await
     }
 }
 

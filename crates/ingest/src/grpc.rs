@@ -16,7 +16,7 @@ use evault_proto::v1::{
     EvidenceStatement,
 };
 use evault_storage::{EvidenceStore, StorageError};
-use evault_tree::NewEntry;
+use evault_tree::{AuditRecorder, NewEntry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,6 +26,7 @@ use evault_auth::{AuthLayer, AuthService, Principal};
 use tower::Layer as _;
 
 use crate::batcher::{Answer, Batcher};
+use crate::evidence::EvidenceGrpc;
 use crate::limit::PrincipalLimiter;
 use crate::statement::accept;
 
@@ -101,14 +102,16 @@ impl<E: EvidenceStore> IngestGrpc<E> {
 /// gateway alone, which forwards the public's appends.
 pub const CALLERS: &[&str] = &["gateway"];
 
-/// Runs `IngestService` on `incoming` until `shutdown` completes: over TLS
-/// and for the callers it admits with `tls`, in plaintext without, with
-/// the request bytes it holds within the [`RequestBytesLimit`] of `incoming`'s limits.
+/// Runs `IngestService` and `EvidenceService` on `incoming` until
+/// `shutdown` completes: over TLS and for the callers it admits with
+/// `tls`, in plaintext without, with the request bytes it holds within
+/// the [`RequestBytesLimit`] of `incoming`'s limits.
 /// `incoming` is a listener's connections within their limits
 /// ([`evault_proto::transport::incoming`]).
-pub async fn serve<E: EvidenceStore>(
+pub async fn serve<E: EvidenceStore, A: AuditRecorder>(
     incoming: GuardedIncoming,
     ingest: IngestGrpc<E>,
+    evidence: EvidenceGrpc<E, A>,
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -118,20 +121,22 @@ pub async fn serve<E: EvidenceStore>(
         tls.as_ref(),
     )?
     .add_service(ingest.into_service())
+    .add_service(evidence.into_service())
     .serve_with_incoming_shutdown(incoming, shutdown)
     .await
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn storage_status(error: StorageError) -> Status {
+pub(crate) fn storage_status(error: StorageError) -> Status {
     let message = format!("storing evidence: {error}");
     match error {
         StorageError::Unavailable(_) => Status::unavailable(message),
+        StorageError::Erased(_) => Status::failed_precondition(message),
         StorageError::NoSuchLog(_)
         | StorageError::HeadMoved { .. }
         | StorageError::InvalidBatch(_)
@@ -275,7 +280,7 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
 
 /// The principal the authentication layer admitted. Its absence means the
 /// service runs without that layer, so nobody is let in.
-fn caller<T>(request: &Request<T>) -> Result<String, Status> {
+pub(crate) fn caller<T>(request: &Request<T>) -> Result<String, Status> {
     request
         .extensions()
         .get::<Principal>()

@@ -16,6 +16,7 @@
 //! Ingest is stateless and never touches the log's storage or a key.
 
 mod batcher;
+mod evidence;
 mod grpc;
 mod limit;
 pub mod statement;
@@ -23,5 +24,6 @@ pub mod statement;
 pub use batcher::{
     Answer, BatchConfig, Batcher, FAILOVER_WINDOW, PUSHBACK, RemoteTree, SequenceBatch, pushback,
 };
+pub use evidence::{EvidenceGrpc, MAX_REASON};
 pub use grpc::{CALLERS, IngestGrpc, MAX_MESSAGE, STREAM_WINDOW, STREAMS_IN_FLIGHT, serve};
 pub use limit::{PrincipalLimiter, RateLimit};

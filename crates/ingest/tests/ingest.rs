@@ -1,6 +1,8 @@
 //! Ingest on a real gRPC server (port 0), in front of a real tree and
 //! signer on the embedded store: authentication, validation, receipts,
-//! retries, streaming, evidence upload and pushback.
+//! retries, streaming, evidence upload and pushback; and the custody of
+//! uploaded evidence (`EvidenceService`), with the audit trail as a
+//! recorder that keeps what it is told and can be made to fail.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,17 +10,21 @@ use std::time::Duration;
 use evault_auth::{AuthLayer, JwtVerifier, LocalIssuer, Policy, Scope};
 use evault_core::hash::sha256;
 use evault_core::{EvidenceEntry, Hash, Receipt, SigningKey, VerifierKey};
-use evault_ingest::{BatchConfig, Batcher, IngestGrpc, RateLimit, SequenceBatch, serve};
+use evault_ingest::{
+    BatchConfig, Batcher, EvidenceGrpc, IngestGrpc, RateLimit, SequenceBatch, serve,
+};
 use evault_proto::v1::append_stream_response::Outcome;
+use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
 use evault_proto::v1::{
-    AppendRequest, AppendStreamRequest, EvidenceStatement, Label, Receipt as WireReceipt,
+    AppendRequest, AppendStreamRequest, EraseEvidenceRequest, EvidenceStatement,
+    GetEvidenceRequest, Label, Receipt as WireReceipt,
 };
 use evault_signer::CheckpointSigner;
 use evault_storage::EvidenceStore;
 use evault_storage::embedded::EmbeddedStore;
 use evault_storage::signer::{SIGNER_FILE, SignerFile};
-use evault_tree::{NewEntry, SequencedBatch, Sequencer};
+use evault_tree::{AuditEvent, AuditRecorder, NewEntry, NotRecorded, SequencedBatch, Sequencer};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -51,6 +57,33 @@ struct Vault {
     store: EmbeddedStore,
     keys: Vec<VerifierKey>,
     addr: std::net::SocketAddr,
+    audit: Arc<Recorder>,
+}
+
+/// Stands for the audit trail: keeps the events it is told, or refuses
+/// them while `failing`. The trail itself is tested with the tree, and
+/// end to end in `evault`'s tests; here what matters is what ingest does
+/// when a record is, or is not, taken.
+#[derive(Default)]
+struct Recorder {
+    events: std::sync::Mutex<Vec<AuditEvent>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl AuditRecorder for Recorder {
+    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), NotRecorded> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(NotRecorded("the trail is away".into()));
+        }
+        self.events.lock().expect("lock").extend(events);
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<AuditEvent> {
+        self.events.lock().expect("lock").clone()
+    }
 }
 
 /// Slows every batch down, to fill the backlog on purpose.
@@ -85,6 +118,8 @@ async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>)
         Batcher::start(tree, config)
     };
     let ingest = IngestGrpc::new(auth().await, rate, store.clone(), batcher);
+    let audit = Arc::new(Recorder::default());
+    let evidence = EvidenceGrpc::new(auth().await, store.clone(), Arc::clone(&audit));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -93,12 +128,19 @@ async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>)
         listener,
         evault_proto::guard::ConnectionLimits::default(),
     );
-    tokio::spawn(serve(incoming, ingest, None, std::future::pending()));
+    tokio::spawn(serve(
+        incoming,
+        ingest,
+        evidence,
+        None,
+        std::future::pending(),
+    ));
     Vault {
         _dir: dir,
         store,
         keys,
         addr,
+        audit,
     }
 }
 
@@ -261,7 +303,7 @@ async fn uploaded_evidence_is_checked_and_stored() {
             .evidence(sha256(&content))
             .await
             .expect("stored"),
-        Some(content)
+        Some(evault_storage::StoredEvidence::Content(content))
     );
 
     s.content = Some(b"something else of another size".to_vec());
@@ -275,6 +317,207 @@ async fn uploaded_evidence_is_checked_and_stored() {
         "{}",
         status.message()
     );
+}
+
+async fn evidence_client(vault: &Vault) -> EvidenceServiceClient<Channel> {
+    EvidenceServiceClient::connect(format!("http://{}", vault.addr))
+        .await
+        .expect("connect")
+}
+
+/// Appends `content` as statement `n`, uploading it.
+async fn upload(vault: &Vault, n: u32, content: &[u8]) {
+    let mut s = statement(n);
+    s.sha256 = sha256(content).to_vec();
+    s.size = content.len() as u64;
+    s.content = Some(content.to_vec());
+    client(vault)
+        .await
+        .append(authed(AppendRequest { statement: Some(s) }))
+        .await
+        .expect("append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_read_back_only_once_the_read_is_recorded() {
+    let vault = start(BatchConfig::default(), false).await;
+    let content = b"disk image of host 7".to_vec();
+    upload(&vault, 1, &content).await;
+    let mut evidence = evidence_client(&vault).await;
+    let ask = || {
+        authed(GetEvidenceRequest {
+            sha256: sha256(&content).to_vec(),
+        })
+    };
+
+    vault
+        .audit
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let status = evidence.get_evidence(ask()).await.expect_err("unrecorded");
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    assert!(vault.audit.events().is_empty());
+
+    vault
+        .audit
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let read = evidence
+        .get_evidence(ask())
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(read.content, content);
+    let events = vault.audit.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, "evidence.read");
+    assert_eq!(events[0].principal.as_deref(), Some("dev"));
+    assert_eq!(
+        events[0].fields["sha256"],
+        serde_json::Value::from(evault_core::hash::hex(&sha256(&content)))
+    );
+    assert_eq!(
+        events[0].fields["size"],
+        serde_json::Value::from(content.len())
+    );
+
+    let status = evidence
+        .get_evidence(authed(GetEvidenceRequest {
+            sha256: vec![7; 31],
+        }))
+        .await
+        .expect_err("short digest");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = evidence
+        .get_evidence(authed(GetEvidenceRequest {
+            sha256: sha256(b"never uploaded").to_vec(),
+        }))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        vault.audit.events().len(),
+        1,
+        "only reads that return bytes"
+    );
+    let status = evidence
+        .get_evidence(Request::new(GetEvidenceRequest {
+            sha256: sha256(&content).to_vec(),
+        }))
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_evidence_says_when_by_whom_and_why_and_is_never_stored_again() {
+    let vault = start(BatchConfig::default(), false).await;
+    let content = b"a witness statement, to be erased".to_vec();
+    upload(&vault, 1, &content).await;
+    let mut evidence = evidence_client(&vault).await;
+    let erase = |reason: &str| {
+        authed(EraseEvidenceRequest {
+            sha256: sha256(&content).to_vec(),
+            reason: reason.into(),
+        })
+    };
+
+    let status = evidence
+        .erase_evidence(erase("  "))
+        .await
+        .expect_err("no reason");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = evidence
+        .erase_evidence(erase(&"x".repeat(evault_ingest::MAX_REASON + 1)))
+        .await
+        .expect_err("reason too long");
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Not recorded, not erased.
+    vault
+        .audit
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let status = evidence
+        .erase_evidence(erase("order 1"))
+        .await
+        .expect_err("unrecorded");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        vault.store.evidence(sha256(&content)).await.expect("read"),
+        Some(evault_storage::StoredEvidence::Content(content.clone()))
+    );
+    vault
+        .audit
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let erased = evidence
+        .erase_evidence(erase("order 1"))
+        .await
+        .expect("erase")
+        .into_inner();
+    assert!(!erased.already_erased);
+    let erasure = erased.erasure.expect("erasure");
+    assert_eq!(erasure.erased_by, "dev");
+    assert_eq!(erasure.reason, "order 1");
+    let events = vault.audit.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, "evidence.erased");
+    assert_eq!(
+        events[0].fields["reason"],
+        serde_json::Value::from("order 1")
+    );
+
+    let status = evidence
+        .get_evidence(authed(GetEvidenceRequest {
+            sha256: sha256(&content).to_vec(),
+        }))
+        .await
+        .expect_err("erased");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(
+        status.message().contains(&format!(
+            "was erased at {} by dev: order 1",
+            erasure.erased_at
+        )),
+        "{}",
+        status.message()
+    );
+    let again = evidence
+        .erase_evidence(erase("order 2"))
+        .await
+        .expect("erase again")
+        .into_inner();
+    assert!(again.already_erased);
+    assert_eq!(again.erasure, Some(erasure), "the first erasure stands");
+    assert_eq!(vault.audit.events().len(), 1, "nothing new happened");
+
+    // Uploading the same bytes again is refused; an append naming the
+    // digest without uploading is still taken.
+    let mut s = statement(2);
+    s.sha256 = sha256(&content).to_vec();
+    s.size = content.len() as u64;
+    s.content = Some(content.clone());
+    let status = client(&vault)
+        .await
+        .append(authed(AppendRequest {
+            statement: Some(s.clone()),
+        }))
+        .await
+        .expect_err("erased bytes");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+    s.content = None;
+    client(&vault)
+        .await
+        .append(authed(AppendRequest { statement: Some(s) }))
+        .await
+        .expect("a statement about erased evidence");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,8 @@
 //! `SequencerService` and `SignerService`, generated from `proto/evault/v1/`
 //! at compile time (see `docs/protobuf.md`), and the HTTP/2 settings every
 //! role's servers and clients use ([`transport`]), with mutual TLS between
-//! the roles ([`tls`]). The documentation of every type and field is that
+//! the roles ([`tls`]), and calls to whichever replica of a role answers
+//! ([`failover`]). The documentation of every type and field is that
 //! of the `.proto` files.
 //!
 //! Every server also gets what keeps a hostile client from starving or
@@ -20,6 +21,7 @@
 //! types and reject bad input with a field-precise `INVALID_ARGUMENT`.
 
 pub mod codec;
+pub mod failover;
 pub mod guard;
 pub mod inflight;
 #[cfg(test)]

@@ -110,6 +110,7 @@ fn status(error: SignError) -> Status {
             | StorageError::Corrupt(_)
             | StorageError::Conflict(_)
             | StorageError::NotApart(_)
+            | StorageError::Erased(_)
             | StorageError::Backend(_) => Status::internal(message),
         },
     }

@@ -39,7 +39,8 @@ use redb::{
 
 use crate::signer::{LegacySignerRecord, decode_signed};
 use crate::{
-    EvidenceStore, Integration, LogStore, Result, SignedHead, StorageError, TreeHead, check_batch,
+    AppliedMigration, Erasure, EvidenceStore, Integration, LogStore, Result, SignedHead,
+    StorageError, StoredEvidence, TreeHead, check_batch,
 };
 
 /// origin → log ID
@@ -66,6 +67,12 @@ const LEGACY_SIGNED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("si
 
 /// evidence SHA-256 → evidence bytes
 const EVIDENCE_BYTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("evidence");
+
+/// evidence SHA-256 → its tombstone once erased: (erased at, in ms since
+/// the Unix epoch; erased by; reason). Kept for ever, in place of the
+/// bytes, which it keeps from being stored again.
+const ERASURES: TableDefinition<'_, &[u8], (u64, &str, &str)> =
+    TableDefinition::new("evidence_erasures");
 
 /// name → value: facts about the file itself (its format).
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -150,6 +157,7 @@ impl EmbeddedStore {
         txn.open_table(TILES).map_err(backend)?;
         txn.open_table(CHECKPOINTS).map_err(backend)?;
         txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
+        txn.open_table(ERASURES).map_err(backend)?;
         upgrade(&txn)?;
         txn.commit().map_err(backend)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
@@ -499,6 +507,27 @@ impl LogStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
+        // No migrations here: the file brings itself up to date when
+        // opened ([`upgrade`]), and its format is no schema history.
+        Ok(Vec::new())
+    }
+}
+
+/// The tombstone of the evidence `sha256` in `table`, if it was erased.
+fn read_erasure(
+    table: &impl ReadableTable<&'static [u8], (u64, &'static str, &'static str)>,
+    sha256: &[u8; 32],
+) -> Result<Option<Erasure>> {
+    Ok(table.get(sha256.as_slice()).map_err(backend)?.map(|g| {
+        let (erased_at_ms, erased_by, reason) = g.value();
+        Erasure {
+            erased_at_ms,
+            erased_by: erased_by.to_string(),
+            reason: reason.to_string(),
+        }
+    }))
 }
 
 impl LegacySignerRecord for EmbeddedStore {
@@ -532,12 +561,19 @@ impl LegacySignerRecord for EmbeddedStore {
     }
 }
 
+// Upload and erasure each run in one write transaction, and redb runs
+// write transactions one at a time: neither can interleave with the other.
 impl EvidenceStore for EmbeddedStore {
     async fn put_evidence(&self, sha256: [u8; 32], content: &[u8]) -> Result<()> {
         let content = content.to_vec();
         blocking(&self.db, move |db| {
             let txn = begin_write(db)?;
             {
+                let erasures = txn.open_table(ERASURES).map_err(backend)?;
+                if let Some(erasure) = read_erasure(&erasures, &sha256)? {
+                    // Dropping the transaction aborts it: nothing is written.
+                    return Err(StorageError::Erased(erasure));
+                }
                 let mut table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
                 if table.get(sha256.as_slice()).map_err(backend)?.is_none() {
                     table
@@ -551,14 +587,50 @@ impl EvidenceStore for EmbeddedStore {
         .await
     }
 
-    async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<Vec<u8>>> {
+    async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<StoredEvidence>> {
         blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
+            let erasures = txn.open_table(ERASURES).map_err(backend)?;
+            if let Some(erasure) = read_erasure(&erasures, &sha256)? {
+                return Ok(Some(StoredEvidence::Erased(erasure)));
+            }
             let table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
             Ok(table
                 .get(sha256.as_slice())
                 .map_err(backend)?
-                .map(|g| g.value().to_vec()))
+                .map(|g| StoredEvidence::Content(g.value().to_vec())))
+        })
+        .await
+    }
+
+    async fn erase_evidence(&self, sha256: [u8; 32], erasure: &Erasure) -> Result<Option<Erasure>> {
+        let erasure = erasure.clone();
+        blocking(&self.db, move |db| {
+            let txn = begin_write(db)?;
+            {
+                // Each early return drops the transaction: nothing is
+                // written.
+                let mut erasures = txn.open_table(ERASURES).map_err(backend)?;
+                if let Some(first) = read_erasure(&erasures, &sha256)? {
+                    return Ok(Some(first));
+                }
+                let mut table = txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
+                if table.remove(sha256.as_slice()).map_err(backend)?.is_none() {
+                    return Ok(None);
+                }
+                erasures
+                    .insert(
+                        sha256.as_slice(),
+                        (
+                            erasure.erased_at_ms,
+                            erasure.erased_by.as_str(),
+                            erasure.reason.as_str(),
+                        ),
+                    )
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)?;
+            Ok(Some(erasure))
         })
         .await
     }

@@ -26,6 +26,11 @@
 //! crate neither hashes nor verifies (that is `evault-core`'s) nor decides
 //! anything: it keeps what it is given, atomically, and says when a
 //! compare-and-swap found the world changed.
+//!
+//! Evidence bytes are kept beside the log, content-addressed, and may be
+//! erased ([`EvidenceStore::erase_evidence`]): the bytes go, a tombstone
+//! saying who erased them, when and why stays for ever, and the entries
+//! naming their digest are untouched, so every proof still verifies.
 
 pub mod embedded;
 pub mod postgres;
@@ -112,6 +117,40 @@ pub struct SignedHead {
     pub checkpoint: Vec<u8>,
 }
 
+/// Who erased a piece of evidence, when, and why: kept for ever in place
+/// of the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    /// When, in milliseconds since the Unix epoch.
+    pub erased_at_ms: u64,
+    /// The principal who erased it.
+    pub erased_by: String,
+    /// Why, as they gave it (never empty).
+    pub reason: String,
+}
+
+/// What the vault holds of one piece of evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredEvidence {
+    /// The bytes, as uploaded.
+    Content(Vec<u8>),
+    /// The bytes were erased; this says by whom, when and why.
+    Erased(Erasure),
+}
+
+/// One schema migration applied to the log's database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedMigration {
+    /// Its version: the `<n>` of `migrations/V<n>__<name>.sql`.
+    pub version: u32,
+    /// Its name: the `<name>` of `migrations/V<n>__<name>.sql`.
+    pub name: String,
+    /// When it was applied, as the migration history records it.
+    pub applied_on: String,
+    /// The migration's checksum, as the history records it.
+    pub checksum: String,
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -127,7 +166,9 @@ pub enum StorageError {
         /// Size found.
         found: u64,
     },
-    /// The batch is not shaped as its heads say (indices, counts).
+    /// The batch is not shaped as its heads say (indices, counts), or a
+    /// value given is beyond what the backend holds (a number past 2^63 − 1
+    /// or a time past PostgreSQL's last one). Nothing was written.
     #[error("invalid batch: {0}")]
     InvalidBatch(String),
     /// Something the log must hold is absent or malformed: corruption, or a
@@ -148,6 +189,15 @@ pub enum StorageError {
     /// Nothing was written.
     #[error("the log and the signer's record must be kept apart: {0}")]
     NotApart(String),
+    /// The evidence was erased: its bytes are gone and are never stored
+    /// again. Nothing was written.
+    #[error(
+        "evidence was erased at {} by {}: {}",
+        evault_core::trail::format_utc_ms(.0.erased_at_ms),
+        .0.erased_by,
+        .0.reason
+    )]
+    Erased(Erasure),
     /// The backend failed.
     #[error("storage failed: {0}")]
     Backend(String),
@@ -241,6 +291,14 @@ pub trait LogStore: Send + Sync + 'static {
         from: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<u64>>> + Send;
+
+    /// The schema migrations applied to the log's database, in version
+    /// order, as its migration history records them: what the audit
+    /// trail reports of the schema the log lives in. PostgreSQL reads
+    /// refinery's history (none for a database never migrated). The
+    /// embedded store has no migrations (its file brings itself up to date
+    /// when opened) and returns none.
+    fn applied_migrations(&self) -> impl Future<Output = Result<Vec<AppliedMigration>>> + Send;
 }
 
 /// What signer keeps: the last checkpoint it signed for each origin.
@@ -266,18 +324,49 @@ pub trait SignerStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Evidence bytes, content-addressed by their SHA-256.
+/// Evidence bytes, content-addressed by their SHA-256, and erasable.
+///
+/// Erasure (legal erasure) removes the bytes and keeps, in their place and
+/// for ever, who erased them, when and why: the entries naming the digest
+/// stay, so every proof stays valid, and the tombstone keeps the same
+/// bytes from being uploaded again. Every write is durable when it
+/// returns; an upload and an erasure of the same digest never interleave,
+/// so once an erasure returns no bytes of that digest are stored.
 pub trait EvidenceStore: Send + Sync + 'static {
     /// Stores `content` under `sha256`, which the caller has checked is its
-    /// digest. Storing the same evidence again is a no-op.
+    /// digest. Storing the same evidence again is a no-op. Evidence that
+    /// was erased is never stored again: [`StorageError::Erased`], with
+    /// the first erasure, writing nothing.
     fn put_evidence(
         &self,
         sha256: [u8; 32],
         content: &[u8],
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// The evidence stored under `sha256`, if any.
-    fn evidence(&self, sha256: [u8; 32]) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// What the vault holds of the evidence `sha256`: its bytes, or the
+    /// erasure that removed them; `None` when it was never uploaded.
+    fn evidence(
+        &self,
+        sha256: [u8; 32],
+    ) -> impl Future<Output = Result<Option<StoredEvidence>>> + Send;
+
+    /// Erases the evidence `sha256`. When its bytes are stored, deletes
+    /// them and keeps `erasure` as their tombstone, atomically, and
+    /// returns it. When it was erased already, writes nothing and returns
+    /// the first erasure: that one stands, and a second never rewrites who
+    /// erased it or when. When it was never uploaded, writes nothing and
+    /// returns `None`.
+    ///
+    /// The caller validates `erasure`: a principal and a reason, neither
+    /// empty. The stores keep what they are given (PostgreSQL's `CHECK`s
+    /// refuse empty ones as a last line, with [`StorageError::Backend`]).
+    /// PostgreSQL holds times up to the year 294276: a later
+    /// `erased_at_ms` is refused there with [`StorageError::InvalidBatch`].
+    fn erase_evidence(
+        &self,
+        sha256: [u8; 32],
+        erasure: &Erasure,
+    ) -> impl Future<Output = Result<Option<Erasure>>> + Send;
 }
 
 /// Checks a batch is shaped as its heads say, before any backend writes it:

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use evault_core::Hash;
@@ -24,7 +25,8 @@ use tokio_postgres::error::SqlState;
 
 use crate::signer::LegacySignerRecord;
 use crate::{
-    EvidenceStore, Integration, LogStore, Result, SignedHead, StorageError, TreeHead, check_batch,
+    AppliedMigration, Erasure, EvidenceStore, Integration, LogStore, Result, SignedHead,
+    StorageError, StoredEvidence, TreeHead, check_batch,
 };
 
 mod embedded_migrations {
@@ -34,6 +36,18 @@ mod embedded_migrations {
 /// The advisory lock held while migrating, so that replicas starting
 /// together apply each migration once ("evault" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6576_6175_6c74;
+
+/// Where the log's migrations keep their history: refinery's default,
+/// named here because [`PostgresStore::applied_migrations`] reads it.
+const LOG_HISTORY: &str = "refinery_schema_history";
+
+/// The first key of the advisory locks on evidence digests ("evid" in
+/// ASCII; see [`lock_evidence`]).
+const EVIDENCE_LOCK: i32 = 0x6576_6964;
+
+/// The last millisecond PostgreSQL's TIMESTAMPTZ holds,
+/// 294276-12-31T23:59:59.999Z, counted from the Unix epoch.
+const MAX_TIMESTAMP_MS: u64 = 9_224_318_015_999_999;
 
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StorageError {
     if e.as_db_error().is_some() {
@@ -74,6 +88,33 @@ pub(crate) fn hash(bytes: &[u8], what: &str) -> Result<Hash> {
     Hash::from_slice(bytes).ok_or_else(|| StorageError::Corrupt(what.to_string()))
 }
 
+/// Milliseconds since the Unix epoch as a TIMESTAMPTZ parameter, exactly:
+/// tokio-postgres sends a `SystemTime` as whole microseconds, with no
+/// floating point on the way. A time beyond PostgreSQL's range is refused
+/// here rather than overflowing in the conversion.
+fn timestamp(ms: u64) -> Result<SystemTime> {
+    if ms > MAX_TIMESTAMP_MS {
+        return Err(StorageError::InvalidBatch(format!(
+            "{ms} ms after 1970 is beyond PostgreSQL's last timestamp"
+        )));
+    }
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .ok_or_else(|| {
+            StorageError::InvalidBatch(format!("{ms} ms after 1970 overflows the clock"))
+        })
+}
+
+/// The inverse of [`timestamp`]: whole milliseconds since the Unix epoch
+/// (the stores write only those; a finer time written by hand is cut to
+/// its millisecond).
+fn millis(time: SystemTime, what: &str) -> Result<u64> {
+    time.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| StorageError::Corrupt(format!("{what} before 1970")))
+}
+
 /// Applies every pending migration in `migrations/`, under an advisory
 /// lock. Returns the versions applied now (empty when up to date).
 pub async fn migrate(database_url: &str) -> Result<Vec<u32>> {
@@ -87,6 +128,7 @@ pub async fn migrate(database_url: &str) -> Result<Vec<u32>> {
 /// domain ([`crate::signer`]).
 pub async fn migrate_to(database_url: &str, target: Option<u32>) -> Result<Vec<u32>> {
     let mut runner = embedded_migrations::migrations::runner();
+    runner.set_migration_table_name(LOG_HISTORY);
     if let Some(version) = target {
         let version = i32::try_from(version)
             .map_err(|_| StorageError::Backend(format!("no migration version {version}")))?;
@@ -633,6 +675,40 @@ impl LogStore for PostgresStore {
             .map_err(pg_error)?;
         rows.into_iter().map(|r| uint(r.get(0))).collect()
     }
+
+    async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
+        let client = self.client().await?;
+        let select = format!(
+            "SELECT version, name, applied_on, checksum FROM {LOG_HISTORY} ORDER BY version"
+        );
+        let rows = match client.query(&select, &[]).await {
+            Ok(rows) => rows,
+            // refinery creates its history with the first migration: a
+            // database never migrated has none, and nothing applied.
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(Vec::new()),
+            Err(e) => return Err(pg_error(e)),
+        };
+        rows.iter().map(applied_migration).collect()
+    }
+}
+
+/// One row of the log's migration history. refinery declares every column
+/// but the version nullable, and writes all of them.
+fn applied_migration(row: &tokio_postgres::Row) -> Result<AppliedMigration> {
+    let corrupt = |what: &str| StorageError::Corrupt(format!("migration history: {what}"));
+    let text = |index: usize, what: &str| {
+        row.try_get::<_, Option<String>>(index)
+            .ok()
+            .flatten()
+            .ok_or_else(|| corrupt(what))
+    };
+    let version: i32 = row.try_get(0).map_err(|_| corrupt("version"))?;
+    Ok(AppliedMigration {
+        version: u32::try_from(version).map_err(|_| corrupt("negative version"))?,
+        name: text(1, "name")?,
+        applied_on: text(2, "applied_on")?,
+        checksum: text(3, "checksum")?,
+    })
 }
 
 impl LegacySignerRecord for PostgresStore {
@@ -669,29 +745,134 @@ impl LegacySignerRecord for PostgresStore {
     }
 }
 
+/// Takes, for the rest of the transaction `tx`, the advisory lock of the
+/// evidence `sha256`. Upload and erasure both take it before they look at
+/// the evidence, so they never interleave. Without it, under READ
+/// COMMITTED, an upload could find no tombstone, an erasure could then
+/// delete nothing and commit its tombstone, and the upload's insert would
+/// commit after it: erased evidence stored again. Taken with two 32-bit
+/// keys, a key space PostgreSQL keeps apart from the one-bigint keys of
+/// leadership and migrations, so no digest can ever collide with those;
+/// two digests sharing their first four bytes only wait for each other.
+/// It goes at commit or rollback, also when the session dies.
+async fn lock_evidence(tx: &impl GenericClient, sha256: &[u8; 32]) -> Result<()> {
+    let key = i32::from_be_bytes([sha256[0], sha256[1], sha256[2], sha256[3]]);
+    let lock = prepared(tx, "SELECT pg_advisory_xact_lock($1, $2)").await?;
+    tx.execute(&lock, &[&EVIDENCE_LOCK, &key])
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+/// The tombstone of the evidence `sha256`, if it was erased.
+async fn read_erasure(client: &impl GenericClient, sha256: &[u8; 32]) -> Result<Option<Erasure>> {
+    let select = prepared(
+        client,
+        "SELECT erased_at, erased_by, reason FROM evidence_erasures WHERE sha256 = $1",
+    )
+    .await?;
+    let row = client
+        .query_opt(&select, &[&sha256.as_slice()])
+        .await
+        .map_err(pg_error)?;
+    row.map(|r| {
+        Ok(Erasure {
+            erased_at_ms: millis(r.get(0), "erasure time")?,
+            erased_by: r.get(1),
+            reason: r.get(2),
+        })
+    })
+    .transpose()
+}
+
 impl EvidenceStore for PostgresStore {
     async fn put_evidence(&self, sha256: [u8; 32], content: &[u8]) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO evidence (sha256, content) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
-                &[&sha256.as_slice(), &content],
-            )
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        lock_evidence(&tx, &sha256).await?;
+        if let Some(erasure) = read_erasure(&tx, &sha256).await? {
+            // Dropping the transaction rolls it back, and releases the lock.
+            return Err(StorageError::Erased(erasure));
+        }
+        let insert = prepared(
+            &tx,
+            "INSERT INTO evidence (sha256, content) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .await?;
+        tx.execute(&insert, &[&sha256.as_slice(), &content])
             .await
             .map_err(pg_error)?;
-        Ok(())
+        tx.commit().await.map_err(pg_error)
     }
 
-    async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<Vec<u8>>> {
+    async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<StoredEvidence>> {
         let client = self.client().await?;
+        // One statement, so one snapshot: an erasure committing meanwhile
+        // is seen whole (the tombstone) or not at all (the bytes), never
+        // as neither.
+        let select = prepared(
+            &client,
+            "SELECT evidence.content, evidence_erasures.erased_at,
+                    evidence_erasures.erased_by, evidence_erasures.reason
+             FROM (SELECT $1::BYTEA AS sha256) AS wanted
+             LEFT JOIN evidence USING (sha256)
+             LEFT JOIN evidence_erasures USING (sha256)",
+        )
+        .await?;
         let row = client
-            .query_opt(
-                "SELECT content FROM evidence WHERE sha256 = $1",
-                &[&sha256.as_slice()],
-            )
+            .query_one(&select, &[&sha256.as_slice()])
             .await
             .map_err(pg_error)?;
-        Ok(row.map(|r| r.get(0)))
+        // The tombstone decides: bytes beside one (only ever put there by
+        // hand) are never served.
+        if let Some(erased_at) = row.get::<_, Option<SystemTime>>(1) {
+            return Ok(Some(StoredEvidence::Erased(Erasure {
+                erased_at_ms: millis(erased_at, "erasure time")?,
+                erased_by: row.get(2),
+                reason: row.get(3),
+            })));
+        }
+        Ok(row
+            .get::<_, Option<Vec<u8>>>(0)
+            .map(StoredEvidence::Content))
+    }
+
+    async fn erase_evidence(&self, sha256: [u8; 32], erasure: &Erasure) -> Result<Option<Erasure>> {
+        let erased_at = timestamp(erasure.erased_at_ms)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        lock_evidence(&tx, &sha256).await?;
+        // Each early return drops the transaction: nothing is written.
+        if let Some(first) = read_erasure(&tx, &sha256).await? {
+            return Ok(Some(first));
+        }
+        let delete = prepared(&tx, "DELETE FROM evidence WHERE sha256 = $1").await?;
+        let deleted = tx
+            .execute(&delete, &[&sha256.as_slice()])
+            .await
+            .map_err(pg_error)?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        let insert = prepared(
+            &tx,
+            "INSERT INTO evidence_erasures (sha256, erased_at, erased_by, reason)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .await?;
+        tx.execute(
+            &insert,
+            &[
+                &sha256.as_slice(),
+                &erased_at,
+                &erasure.erased_by,
+                &erasure.reason,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(Some(erasure.clone()))
     }
 }
 

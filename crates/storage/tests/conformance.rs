@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use evault_core::tile::tiles_for_size;
+use evault_core::trail::{self, AuditRecord, PinnedHead};
 use evault_core::{
     EvidenceEntry, Hash, Integrator, TileId, TileReader, TreeReader, leaf_hash, verify_inclusion,
 };
@@ -18,8 +19,8 @@ use evault_storage::signer::{
 };
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{
-    EvidenceStore, Integration, LogStore, SignedHead, SignerStore, StorageError, StoredEntry,
-    TreeHead, evidence_digest,
+    Erasure, EvidenceStore, Integration, LogStore, SignedHead, SignerStore, StorageError,
+    StoredEntry, StoredEvidence, TreeHead, evidence_digest,
 };
 
 const ORIGIN: &str = "vault.example/storage-test";
@@ -109,10 +110,11 @@ type Tiles = Vec<(TileId, Vec<u8>)>;
 /// Tiles read back from a store, for building proofs in the test.
 struct Fetched(std::collections::HashMap<(u8, u64), Vec<u8>>);
 
-/// Every tile of the tree of `size` entries, as readers read them.
-async fn fetch_all(store: &impl LogStore, size: u64) -> Fetched {
+/// Every tile of the tree of `size` entries of the log `origin`, as
+/// readers read them.
+async fn fetch_all(store: &impl LogStore, origin: &str, size: u64) -> Fetched {
     let wanted: Vec<TileId> = tiles_for_size(size).collect();
-    let tiles = read_tiles(store, ORIGIN, size, &wanted, &TileCache::new(16))
+    let tiles = read_tiles(store, origin, size, &wanted, &TileCache::new(16))
         .await
         .expect("tiles");
     Fetched(
@@ -134,20 +136,26 @@ impl TileReader for Fetched {
     }
 }
 
-/// Checks, from what `store` serves, that the tree of `size` entries has
-/// `root`, and that each entry at `indices` proves its inclusion and is
-/// found by its leaf hash.
-async fn assert_log_proves(store: &impl LogStore, size: u64, root: Hash, indices: &[u64]) {
-    let mut fetched = fetch_all(store, size).await;
+/// Checks, from what `store` serves, that the tree of `size` entries of
+/// the log `origin` has `root`, and that each entry at `indices` proves its
+/// inclusion and is found by its leaf hash.
+async fn assert_log_proves(
+    store: &impl LogStore,
+    origin: &str,
+    size: u64,
+    root: Hash,
+    indices: &[u64],
+) {
+    let mut fetched = fetch_all(store, origin, size).await;
     let mut reader = TreeReader::new(size, &mut fetched);
     assert_eq!(reader.root(size).expect("root"), root);
-    let entries = store.read_entries(ORIGIN, 0, size).await.expect("entries");
+    let entries = store.read_entries(origin, 0, size).await.expect("entries");
     for &index in indices {
         let proof = reader.inclusion_proof(index, size).expect("proof");
         let leaf = leaf_hash(&entries[index as usize]);
         verify_inclusion(index, size, leaf.as_bytes(), &proof, root.as_bytes()).expect("verifies");
         assert_eq!(
-            store.find_leaf(ORIGIN, leaf).await.expect("leaf"),
+            store.find_leaf(origin, leaf).await.expect("leaf"),
             Some(index)
         );
     }
@@ -187,7 +195,14 @@ async fn integrated_batches_read_back_and_prove(store: impl LogStore) {
     let size = tree.size();
     assert_eq!(size, 803);
 
-    assert_log_proves(&store, size, tree.root(), &[0, 1, 255, 256, 301, 802]).await;
+    assert_log_proves(
+        &store,
+        ORIGIN,
+        size,
+        tree.root(),
+        &[0, 1, 255, 256, 301, 802],
+    )
+    .await;
     assert_eq!(
         store.read_entries(ORIGIN, 300, 3).await.expect("slice")[0],
         entry(300, "b").entry
@@ -681,8 +696,206 @@ async fn evidence_is_content_addressed(store: impl EvidenceStore) {
         .expect("put again");
     assert_eq!(
         store.evidence(sha).await.expect("get"),
-        Some(b"the report".to_vec())
+        Some(StoredEvidence::Content(b"the report".to_vec()))
     );
+}
+
+/// An erasure by `by` at `ms`, for `reason`.
+fn erasure(ms: u64, by: &str, reason: &str) -> Erasure {
+    Erasure {
+        erased_at_ms: ms,
+        erased_by: by.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The erasure most tests make: 2026-11-29T13:52:21.123Z.
+fn court_order() -> Erasure {
+    erasure(
+        1_795_960_341_123,
+        "legal@example.org",
+        "court order 17/2026",
+    )
+}
+
+/// Evidence `content`, uploaded to `store`: its digest.
+async fn uploaded(store: &impl EvidenceStore, content: &[u8]) -> [u8; 32] {
+    let sha = evault_core::hash::sha256(content);
+    store.put_evidence(sha, content).await.expect("upload");
+    sha
+}
+
+/// Erased evidence reads as its erasure, exactly; other evidence and the
+/// log are untouched: the entries naming the digest are still found,
+/// read back and prove their inclusion.
+async fn erased_evidence_reads_as_its_erasure(store: impl LogStore + EvidenceStore) {
+    store.create_log(ORIGIN).await.expect("create");
+    let mut tree = Integrator::new();
+    let batch = next_batch(&mut tree, 12, "erasure");
+    store
+        .integrate(ORIGIN, batch.integration())
+        .await
+        .expect("integrate");
+    // Entries 0 and 6 name "evidence 0", entries 3 and 9 "evidence 1".
+    let erased = uploaded(&store, b"evidence 0").await;
+    let kept = uploaded(&store, b"evidence 1").await;
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, erased, 0, 10)
+            .await
+            .expect("find"),
+        [0, 6]
+    );
+
+    let order = court_order();
+    assert_eq!(
+        store.erase_evidence(erased, &order).await.expect("erase"),
+        Some(order.clone())
+    );
+    assert_eq!(
+        store.evidence(erased).await.expect("read"),
+        Some(StoredEvidence::Erased(order))
+    );
+    assert_eq!(
+        store.evidence(kept).await.expect("other evidence"),
+        Some(StoredEvidence::Content(b"evidence 1".to_vec()))
+    );
+    assert_eq!(store.head(ORIGIN).await.expect("head"), batch.new);
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, erased, 0, 10)
+            .await
+            .expect("find"),
+        [0, 6]
+    );
+    assert_eq!(
+        store.read_entries(ORIGIN, 0, 12).await.expect("entries"),
+        batch
+            .entries
+            .iter()
+            .map(|e| e.entry.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_log_proves(&store, ORIGIN, 12, tree.root(), &[0, 6]).await;
+}
+
+/// A second erasure writes nothing and answers with the first, which
+/// stands: who erased the evidence, and when, is never rewritten.
+async fn the_first_erasure_stands(store: impl EvidenceStore) {
+    let sha = uploaded(&store, b"the report").await;
+    let first = court_order();
+    assert_eq!(
+        store.erase_evidence(sha, &first).await.expect("erase"),
+        Some(first.clone())
+    );
+    let second = erasure(1_800_000_000_000, "dpo@example.org", "data subject request");
+    assert_eq!(
+        store.erase_evidence(sha, &second).await.expect("again"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.evidence(sha).await.expect("read"),
+        Some(StoredEvidence::Erased(first))
+    );
+}
+
+/// Erasing evidence never uploaded writes nothing, not even a tombstone:
+/// the evidence can still be uploaded afterwards.
+async fn erasing_unknown_evidence_writes_nothing(store: impl EvidenceStore) {
+    let sha = evault_core::hash::sha256(b"never sent");
+    assert_eq!(
+        store
+            .erase_evidence(sha, &court_order())
+            .await
+            .expect("erase"),
+        None
+    );
+    assert_eq!(store.evidence(sha).await.expect("read"), None);
+    store
+        .put_evidence(sha, b"never sent")
+        .await
+        .expect("upload after");
+    assert_eq!(
+        store.evidence(sha).await.expect("read"),
+        Some(StoredEvidence::Content(b"never sent".to_vec()))
+    );
+}
+
+/// Once erased, the same bytes are refused, with the erasure, and nothing
+/// is stored: an upload never undoes an erasure.
+async fn erased_evidence_is_never_stored_again(store: impl EvidenceStore) {
+    let sha = uploaded(&store, b"the report").await;
+    let order = court_order();
+    store.erase_evidence(sha, &order).await.expect("erase");
+    let refused = store
+        .put_evidence(sha, b"the report")
+        .await
+        .expect_err("upload of erased evidence");
+    assert_eq!(
+        refused.to_string(),
+        "evidence was erased at 2026-11-29T13:52:21.123Z by legal@example.org: \
+         court order 17/2026"
+    );
+    assert!(
+        matches!(&refused, StorageError::Erased(first) if *first == order),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.evidence(sha).await.expect("read"),
+        Some(StoredEvidence::Erased(order))
+    );
+}
+
+/// Times are kept to the millisecond, from the epoch to the last one
+/// PostgreSQL holds.
+async fn erasure_times_are_kept_to_the_millisecond(store: impl EvidenceStore) {
+    for ms in [0, 1, 999, 1_795_960_341_123, 9_224_318_015_999_999] {
+        let sha = uploaded(&store, format!("erased at {ms}").as_bytes()).await;
+        let at = erasure(ms, "legal@example.org", "timing");
+        store.erase_evidence(sha, &at).await.expect("erase");
+        assert_eq!(
+            store.evidence(sha).await.expect("read"),
+            Some(StoredEvidence::Erased(at)),
+            "{ms}"
+        );
+    }
+}
+
+/// An upload racing an erasure of the same digest never leaves bytes
+/// behind an erasure that returned: either the upload came first (and the
+/// erasure took its bytes), or it came after and was refused. Evidence
+/// first uploaded in the race is erased only if the erasure came second.
+async fn uploads_racing_erasures_never_outlive_them(store: impl EvidenceStore) {
+    for round in 0..20 {
+        let content = format!("raced {round}").into_bytes();
+        let sha = evault_core::hash::sha256(&content);
+        let stored_before = round % 2 == 0;
+        if stored_before {
+            store.put_evidence(sha, &content).await.expect("upload");
+        }
+        let order = court_order();
+        let (put, erased) = tokio::join!(
+            store.put_evidence(sha, &content),
+            store.erase_evidence(sha, &order)
+        );
+        let erased = erased.expect("erase");
+        match (&put, &erased) {
+            (Ok(()), _) | (Err(StorageError::Erased(_)), Some(_)) => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+        if stored_before {
+            assert_eq!(erased, Some(order.clone()), "round {round}");
+        }
+        let expected = match erased {
+            Some(order) => StoredEvidence::Erased(order),
+            None => StoredEvidence::Content(content),
+        };
+        assert_eq!(
+            store.evidence(sha).await.expect("read"),
+            Some(expected),
+            "round {round}"
+        );
+    }
 }
 
 macro_rules! conformance {
@@ -722,6 +935,12 @@ conformance!(
     malformed_batches_are_refused,
     checkpoints_are_published_per_size,
     evidence_is_content_addressed,
+    erased_evidence_reads_as_its_erasure,
+    the_first_erasure_stands,
+    erasing_unknown_evidence_writes_nothing,
+    erased_evidence_is_never_stored_again,
+    erasure_times_are_kept_to_the_millisecond,
+    uploads_racing_erasures_never_outlive_them,
 );
 
 /// The signer's own database: a schema of the test's own, migrated with
@@ -837,6 +1056,23 @@ async fn signer_migrations_apply_once_and_rerun_as_a_no_op() {
     schema.drop_schema().await;
 }
 
+/// Checks that the database at `url` refuses each of `statements` as an
+/// integrity violation: what its triggers refuse when tried by hand.
+async fn assert_refused_in_sql(url: &str, statements: &[&str]) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    for sql in statements {
+        let error = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::INTEGRITY_CONSTRAINT_VIOLATION),
+            "{sql}: {error}"
+        );
+    }
+}
+
 /// The database itself refuses to move the signer's record backwards or
 /// to delete it, should someone try by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -848,22 +1084,15 @@ async fn signer_database_refuses_a_rollback_made_in_sql() {
         .record_signed(ORIGIN, None, &nine)
         .await
         .expect("record");
-    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    for sql in [
-        "UPDATE signed_heads SET size = 3",
-        "UPDATE signed_heads SET checkpoint = 'other'",
-        "DELETE FROM signed_heads",
-    ] {
-        let error = client.batch_execute(sql).await.expect_err(sql);
-        assert_eq!(
-            error.code(),
-            Some(&tokio_postgres::error::SqlState::INTEGRITY_CONSTRAINT_VIOLATION),
-            "{sql}: {error}"
-        );
-    }
+    assert_refused_in_sql(
+        &schema.url,
+        &[
+            "UPDATE signed_heads SET size = 3",
+            "UPDATE signed_heads SET checkpoint = 'other'",
+            "DELETE FROM signed_heads",
+        ],
+    )
+    .await;
     assert_eq!(store.last_signed(ORIGIN).await.expect("last"), Some(nine));
     schema.drop_schema().await;
 }
@@ -1046,6 +1275,193 @@ async fn embedded_store_survives_reopening() {
     );
 }
 
+/// Uploads and erases evidence in `store`, then checks that the store
+/// `reopen` makes of it (after closing it) still holds the erasure and
+/// refuses the bytes.
+async fn erasure_survives_reopening<S, F>(store: S, reopen: impl FnOnce(S) -> F)
+where
+    S: EvidenceStore,
+    F: std::future::Future<Output = S>,
+{
+    let sha = uploaded(&store, b"the report").await;
+    let order = court_order();
+    store.erase_evidence(sha, &order).await.expect("erase");
+    let store = reopen(store).await;
+    assert_eq!(
+        store.evidence(sha).await.expect("read"),
+        Some(StoredEvidence::Erased(order.clone()))
+    );
+    assert!(matches!(
+        store.put_evidence(sha, b"the report").await,
+        Err(StorageError::Erased(first)) if first == order
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_erasure_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let store = EmbeddedStore::open(&path).expect("open");
+    erasure_survives_reopening(store, |store| async move {
+        drop(store);
+        EmbeddedStore::open(&path).expect("reopen")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_erasure_survives_reopening() {
+    let schema = new_schema().await;
+    let url = schema.url.clone();
+    erasure_survives_reopening(store(&schema).await, |store| async move {
+        drop(store);
+        PostgresStore::connect(&url, 2).expect("reconnect")
+    })
+    .await;
+    schema.drop_schema().await;
+}
+
+/// Waits until `count` sessions named `application` wait for a lock.
+async fn until_waiting(watcher: &tokio_postgres::Client, application: &str, count: i64) {
+    for _ in 0..1000 {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&application],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{count} sessions of {application} never waited for a lock");
+}
+
+/// The interleaving that would store erased evidence again, forced: an
+/// erasure has deleted the bytes but not yet committed (it waits on a
+/// tombstone another session holds uncommitted) when an upload of the
+/// same bytes starts. The upload waits for the erasure, then is refused;
+/// no bytes are left behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upload_waits_for_an_erasure_in_progress() {
+    let schema = new_schema().await;
+    migrate(&schema.url).await.expect("migrate");
+    let application = format!("evault_erasure_race_{}", std::process::id());
+    let store =
+        PostgresStore::connect(&format!("{}&application_name={application}", schema.url), 4)
+            .expect("pool");
+    let sha = uploaded(&store, b"the report").await;
+    let connect = || async {
+        let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+    };
+    let watcher = connect().await;
+    let mut holder = connect().await;
+    let held = holder.transaction().await.expect("begin");
+    held.execute(
+        "INSERT INTO evidence_erasures (sha256, erased_at, erased_by, reason)
+         VALUES ($1, now(), 'the test', 'held open')",
+        &[&sha.as_slice()],
+    )
+    .await
+    .expect("hold a tombstone");
+
+    let erase = tokio::spawn({
+        let store = store.clone();
+        async move { store.erase_evidence(sha, &court_order()).await }
+    });
+    until_waiting(&watcher, &application, 1).await;
+    let put = tokio::spawn({
+        let store = store.clone();
+        async move { store.put_evidence(sha, b"the report").await }
+    });
+    until_waiting(&watcher, &application, 2).await;
+    held.rollback().await.expect("let the erasure commit");
+
+    assert_eq!(
+        erase.await.expect("erase task").expect("erase"),
+        Some(court_order())
+    );
+    assert!(matches!(
+        put.await.expect("upload task"),
+        Err(StorageError::Erased(first)) if first == court_order()
+    ));
+    let left: i64 = watcher
+        .query_one(
+            "SELECT count(*) FROM evidence WHERE sha256 = $1",
+            &[&sha.as_slice()],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0, "erased bytes stored again");
+    drop(store);
+    schema.drop_schema().await;
+}
+
+/// PostgreSQL refuses an erasure it cannot keep as given, and erases
+/// nothing: a time beyond its last timestamp (the end of the year 294276),
+/// and, as a last line behind the callers' own validation, an empty
+/// principal or reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_erasures_it_cannot_keep() {
+    let schema = new_schema().await;
+    let store = store(&schema).await;
+    let sha = uploaded(&store, b"the report").await;
+    for (unkept, beyond_range) in [
+        (
+            erasure(9_224_318_016_000_000, "legal@example.org", "late"),
+            true,
+        ),
+        (erasure(u64::MAX, "legal@example.org", "late"), true),
+        (erasure(1_795_960_341_123, "", "court order 17/2026"), false),
+        (erasure(1_795_960_341_123, "legal@example.org", ""), false),
+    ] {
+        match store.erase_evidence(sha, &unkept).await {
+            Err(StorageError::InvalidBatch(_)) if beyond_range => {}
+            Err(StorageError::Backend(_)) if !beyond_range => {}
+            other => panic!("{unkept:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.evidence(sha).await.expect("read"),
+        Some(StoredEvidence::Content(b"the report".to_vec()))
+    );
+    schema.drop_schema().await;
+}
+
+/// The database itself keeps an erasure as it was made: a tombstone is
+/// never rewritten or removed by hand in SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_erasures_stand_against_sql() {
+    let schema = new_schema().await;
+    let store = store(&schema).await;
+    let sha = uploaded(&store, b"the report").await;
+    let order = court_order();
+    store.erase_evidence(sha, &order).await.expect("erase");
+    assert_refused_in_sql(
+        &schema.url,
+        &[
+            "UPDATE evidence_erasures SET reason = 'another reason'",
+            "UPDATE evidence_erasures SET erased_at = now()",
+            "DELETE FROM evidence_erasures",
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.evidence(sha).await.expect("read"),
+        Some(StoredEvidence::Erased(order))
+    );
+    schema.drop_schema().await;
+}
+
 /// A data directory written before full-tiles-only (format 1) held each
 /// level's latest partial tile too. Opening it drops them, so the full
 /// tiles later completed at their positions are inserted like any other,
@@ -1094,7 +1510,7 @@ async fn embedded_store_opens_a_directory_holding_partial_tiles() {
         .integrate(ORIGIN, second.integration())
         .await
         .expect("integrate over the dropped partial tile");
-    let mut fetched = fetch_all(&store, tree.size()).await;
+    let mut fetched = fetch_all(&store, ORIGIN, tree.size()).await;
     assert_eq!(
         TreeReader::new(tree.size(), &mut fetched)
             .root(tree.size())
@@ -1103,12 +1519,61 @@ async fn embedded_store_opens_a_directory_holding_partial_tiles() {
     );
 }
 
+/// The log's migrations as `migrations/` holds them: the version and name
+/// of each `V<version>__<name>.sql`, in version order.
+fn migration_files() -> Vec<(u32, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let mut files: Vec<(u32, String)> = std::fs::read_dir(&dir)
+        .expect("migrations")
+        .filter_map(|file| {
+            let file = file.expect("file").file_name().into_string().ok()?;
+            let (version, name) = file.strip_prefix('V')?.split_once("__")?;
+            Some((
+                version.parse().expect("version"),
+                name.strip_suffix(".sql")?.to_string(),
+            ))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Checks that the history `store` reports is every migration in
+/// `migrations/`, in order, each with when it was applied and its
+/// checksum.
+async fn assert_history_is_every_migration(store: &impl LogStore) {
+    let history = store.applied_migrations().await.expect("history");
+    let listed: Vec<(u32, String)> = history
+        .iter()
+        .map(|m| (m.version, m.name.clone()))
+        .collect();
+    assert_eq!(listed, migration_files());
+    for migration in &history {
+        assert!(!migration.applied_on.is_empty(), "{migration:?}");
+        assert!(migration.checksum.parse::<u64>().is_ok(), "{migration:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
     let schema = new_schema().await;
-    let applied = migrate(&schema.url).await.expect("migrate");
-    assert_eq!(applied, [1, 2, 3]);
     let store = PostgresStore::connect(&schema.url, 2).expect("pool");
+    assert_eq!(
+        store.applied_migrations().await.expect("no history yet"),
+        []
+    );
+    let applied = migrate(&schema.url).await.expect("migrate");
+    assert_eq!(applied, [1, 2, 3, 4]);
+    assert_eq!(
+        migration_files(),
+        [
+            (1, "log".to_string()),
+            (2, "evidence".to_string()),
+            (3, "lean_entries".to_string()),
+            (4, "evidence_erasure".to_string()),
+        ]
+    );
+    assert_history_is_every_migration(&store).await;
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
     let batch = next_batch(&mut tree, 10, "kept");
@@ -1116,12 +1581,25 @@ async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
         .integrate(ORIGIN, batch.integration())
         .await
         .expect("integrate");
+    let history = store.applied_migrations().await.expect("history");
     assert_eq!(
         migrate(&schema.url).await.expect("again"),
         Vec::<u32>::new()
     );
     assert_eq!(store.head(ORIGIN).await.expect("head"), batch.new);
+    assert_eq!(
+        store.applied_migrations().await.expect("history"),
+        history,
+        "a migration run that applies nothing records nothing"
+    );
     schema.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_has_no_migrations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    assert_eq!(store.applied_migrations().await.expect("history"), []);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1131,17 +1609,23 @@ async fn concurrent_migrations_apply_each_version_once() {
     let mut all = a.expect("first");
     all.extend(b.expect("second"));
     all.sort();
-    assert_eq!(all, [1, 2, 3]);
+    assert_eq!(all, [1, 2, 3, 4]);
     schema.drop_schema().await;
 }
 
-/// Writes a log as the schema before V3 held it, the way the store wrote
-/// it then: entries with their leaf hash and evidence digest, and after
-/// each batch every tile that changed upserted, partial tiles included.
+/// Writes the log `origin`, its entries in `batches`, as the schema at
+/// `version` (1 to 3) held it and the store of that time wrote it, in one
+/// transaction, and publishes `checkpoint` for its final size. Before V3:
+/// entries with their leaf hash and evidence digest, and after each batch
+/// every tile that changed upserted, partial tiles included. V3: entries
+/// with their bytes and dedup key only, and each full tile inserted once.
 /// Returns the tree and the full tiles written.
-async fn write_log_before_v3(
+async fn write_log_at(
     url: &str,
-    batches: &[u64],
+    version: u32,
+    origin: &str,
+    batches: &[Vec<StoredEntry>],
+    checkpoint: &[u8],
 ) -> (Integrator, BTreeMap<(u8, u64), Vec<u8>>) {
     let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -1151,45 +1635,62 @@ async fn write_log_before_v3(
     let id: i64 = tx
         .query_one(
             "INSERT INTO logs (origin) VALUES ($1) RETURNING id",
-            &[&ORIGIN],
+            &[&origin],
         )
         .await
         .expect("log")
         .get(0);
     let mut tree = Integrator::new();
     let mut full = BTreeMap::new();
-    for (round, &count) in batches.iter().enumerate() {
-        let old = tree.size();
-        let entries: Vec<StoredEntry> = (old..old + count)
-            .map(|i| entry(i, &format!("before V3, batch {round}")))
-            .collect();
-        for e in &entries {
-            tx.execute(
-                "INSERT INTO entries (log_id, idx, entry, leaf_hash, dedup_key, evidence_sha256)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &id,
-                    &(e.index as i64),
-                    &e.entry,
-                    &e.leaf_hash.as_bytes(),
-                    &e.dedup_key.as_slice(),
-                    &e.evidence_sha256.as_ref().map(|d| d.as_slice()),
-                ],
-            )
-            .await
+    for entries in batches {
+        for e in entries {
+            let index = e.index as i64;
+            if version < 3 {
+                tx.execute(
+                    "INSERT INTO entries (log_id, idx, entry, leaf_hash, dedup_key, evidence_sha256)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &id,
+                        &index,
+                        &e.entry,
+                        &e.leaf_hash.as_bytes(),
+                        &e.dedup_key.as_slice(),
+                        &e.evidence_sha256.as_ref().map(|d| d.as_slice()),
+                    ],
+                )
+                .await
+            } else {
+                tx.execute(
+                    "INSERT INTO entries (log_id, idx, entry, dedup_key) VALUES ($1, $2, $3, $4)",
+                    &[&id, &index, &e.entry, &e.dedup_key.as_slice()],
+                )
+                .await
+            }
             .expect("entry");
         }
-        for (tile, hashes) in tree.integrate(entries.iter().map(|e| e.leaf_hash)) {
-            if tile.is_full() {
-                full.insert((tile.level, tile.index), hashes.clone());
-            }
-            tx.execute(
+        let leaves = entries.iter().map(|e| e.leaf_hash);
+        let (tiles, insert) = if version < 3 {
+            (
+                tree.integrate(leaves),
                 "INSERT INTO tiles (log_id, level, idx, hashes) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+            )
+        } else {
+            (
+                tree.integrate_full_tiles(leaves),
+                "INSERT INTO tiles (log_id, level, idx, hashes) VALUES ($1, $2, $3, $4)",
+            )
+        };
+        for (tile, hashes) in tiles {
+            tx.execute(
+                insert,
                 &[&id, &i16::from(tile.level), &(tile.index as i64), &hashes],
             )
             .await
             .expect("tile");
+            if tile.is_full() {
+                full.insert((tile.level, tile.index), hashes);
+            }
         }
     }
     tx.execute(
@@ -1200,11 +1701,7 @@ async fn write_log_before_v3(
     .expect("head");
     tx.execute(
         "INSERT INTO checkpoints (log_id, size, note) VALUES ($1, $2, $3)",
-        &[
-            &id,
-            &(tree.size() as i64),
-            &b"checkpoint before V3".as_slice(),
-        ],
+        &[&id, &(tree.size() as i64), &checkpoint],
     )
     .await
     .expect("checkpoint");
@@ -1212,13 +1709,148 @@ async fn write_log_before_v3(
     (tree, full)
 }
 
+/// The entries of the main log written before an upgrade, in batches of
+/// `counts` entries.
+fn logged_before_upgrade(counts: &[u64]) -> Vec<Vec<StoredEntry>> {
+    let mut next = 0;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(round, &count)| {
+            let batch = (next..next + count)
+                .map(|i| entry(i, &format!("before the upgrade, batch {round}")))
+                .collect();
+            next += count;
+            batch
+        })
+        .collect()
+}
+
+/// The audit trail of the main log `logged`, as tree and signer write it:
+/// a tree taking the lead of the empty log, then a checkpoint signed at
+/// 300 entries and one at all of them, each record pinning the head just
+/// signed.
+fn audit_records(logged: &[StoredEntry]) -> Vec<AuditRecord> {
+    let head = |size: usize| {
+        let mut tree = Integrator::new();
+        tree.integrate(logged[..size].iter().map(|e| e.leaf_hash));
+        PinnedHead {
+            size: size as u64,
+            root: tree.root(),
+        }
+    };
+    let signed = |time_ms: u64, size: usize| {
+        let head = head(size);
+        AuditRecord {
+            time_ms,
+            event: trail::CHECKPOINT_SIGNED.into(),
+            principal: None,
+            log: head,
+            fields: [
+                ("size".to_string(), head.size.into()),
+                (
+                    "root".to_string(),
+                    trail::pinned_head_value(&head)["root"].clone(),
+                ),
+                ("key_ids".to_string(), vec!["5f0e4a1c"].into()),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    };
+    let leader = AuditRecord {
+        time_ms: 1_795_960_341_000,
+        event: trail::LEADER_ACQUIRED.into(),
+        principal: None,
+        log: head(0),
+        fields: [("instance".to_string(), "tree-0".into())]
+            .into_iter()
+            .collect(),
+    };
+    vec![
+        leader,
+        signed(1_795_960_342_250, 300),
+        signed(1_795_960_343_500, logged.len()),
+    ]
+}
+
+/// `records` as the audit trail's entries, from index 0.
+fn audit_entries(records: &[AuditRecord]) -> Vec<StoredEntry> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let bytes = record.to_bytes();
+            StoredEntry {
+                index: index as u64,
+                leaf_hash: leaf_hash(&bytes),
+                dedup_key: evault_core::hash::sha256(&bytes),
+                evidence_sha256: evidence_digest(&bytes),
+                entry: bytes,
+            }
+        })
+        .collect()
+}
+
+/// Checks that `store` serves the log `origin` as `tree` and the `full`
+/// tiles written before an upgrade: the same head, the same tiles byte for
+/// byte (the full ones kept, the partial ones derived), and an inclusion
+/// proof of each entry at `indices`.
+async fn assert_serves_as_before(
+    store: &PostgresStore,
+    origin: &str,
+    tree: &Integrator,
+    full: &BTreeMap<(u8, u64), Vec<u8>>,
+    indices: &[u64],
+) {
+    let size = tree.size();
+    assert_eq!(
+        store.head(origin).await.expect("head"),
+        TreeHead {
+            size,
+            root: tree.root()
+        },
+        "{origin}"
+    );
+    let wanted: Vec<TileId> = tiles_for_size(size).collect();
+    let read = read_tiles(store, origin, size, &wanted, &TileCache::new(16))
+        .await
+        .expect("tiles");
+    for (tile, got) in wanted.iter().zip(&read) {
+        let want = match full.get(&(tile.level, tile.index)) {
+            Some(bytes) => bytes.clone(),
+            None => tree
+                .partial_tiles()
+                .find(|(t, _)| t == tile)
+                .map(|(_, b)| b.to_vec())
+                .expect("partial"),
+        };
+        assert_eq!(got, &want, "{origin}: {}", tile.path());
+    }
+    assert_log_proves(store, origin, size, tree.root(), indices).await;
+}
+
 /// Every migration after the first upgrades a database that already holds
-/// a log, and the log stays intact and verifiable: V3 rewrites the entries
-/// without their derivable columns and drops the stored partial tiles, and
-/// the same tiles, proofs and lookups are served from what remains.
+/// a log, its audit trail and uploaded evidence, and all of it stays intact:
+/// V3 rewrites the entries without their derivable columns and drops the
+/// stored partial tiles, and the same tiles, proofs and lookups are served
+/// from what remains, for both logs; the audit records read back as
+/// written; the evidence reads back as uploaded, and can be erased (V4);
+/// and the history lists every migration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_migration_upgrades_a_database_holding_a_log() {
-    let latest = 3;
+    let latest = 4;
+    let audit = trail::audit_origin(ORIGIN);
+    let logged = logged_before_upgrade(&[100, 200, 5, 295]);
+    let records = audit_records(&logged.concat());
+    let audit_logged = audit_entries(&records);
+    let audit_batches = [audit_logged[..1].to_vec(), audit_logged[1..].to_vec()];
+    // Named by the odd (kept) and even (erased) evidence entries.
+    let (kept, erased) = (b"evidence 1".as_slice(), b"evidence 0".as_slice());
+    let (kept_sha, erased_sha) = (
+        evault_core::hash::sha256(kept),
+        evault_core::hash::sha256(erased),
+    );
     for from in 1..latest {
         let schema = new_schema().await;
         assert_eq!(
@@ -1227,37 +1859,52 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
                 .expect("old schema"),
             (1..=from).collect::<Vec<_>>()
         );
-        let (mut tree, full) = write_log_before_v3(&schema.url, &[100, 200, 5, 295]).await;
+        let (mut tree, full) = write_log_at(
+            &schema.url,
+            from,
+            ORIGIN,
+            &logged,
+            b"checkpoint before the upgrade",
+        )
+        .await;
         let size = tree.size();
         assert_eq!(size, 600);
+        let (audit_tree, audit_full) = write_log_at(
+            &schema.url,
+            from,
+            &audit,
+            &audit_batches,
+            b"audit checkpoint before the upgrade",
+        )
+        .await;
+        assert_eq!(audit_tree.size(), 3);
+        if from >= 2 {
+            // The bytes as V2's `evidence` table holds them.
+            let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            for (sha, content) in [(kept_sha, kept), (erased_sha, erased)] {
+                client
+                    .execute(
+                        "INSERT INTO evidence (sha256, content) VALUES ($1, $2)",
+                        &[&sha.as_slice(), &content],
+                    )
+                    .await
+                    .expect("evidence");
+            }
+        }
 
         let upgraded = migrate(&schema.url).await.expect("upgrade");
         assert_eq!(upgraded, (from + 1..=latest).collect::<Vec<_>>());
         let store = PostgresStore::connect(&schema.url, 2).expect("pool");
-        assert_eq!(
-            store.head(ORIGIN).await.expect("head"),
-            TreeHead {
-                size,
-                root: tree.root()
-            }
-        );
-        // The same tiles as before the upgrade, byte for byte: the full
-        // ones kept, the partial ones (0/002.p/88, 1/000.p/2) derived.
-        let wanted: Vec<TileId> = tiles_for_size(size).collect();
-        let read = read_tiles(&store, ORIGIN, size, &wanted, &TileCache::new(16))
-            .await
-            .expect("tiles");
-        for (tile, got) in wanted.iter().zip(&read) {
-            let want = match full.get(&(tile.level, tile.index)) {
-                Some(bytes) => bytes.clone(),
-                None => tree
-                    .partial_tiles()
-                    .find(|(t, _)| t == tile)
-                    .map(|(_, b)| b.to_vec())
-                    .expect("partial"),
-            };
-            assert_eq!(got, &want, "{}", tile.path());
-        }
+        assert_history_is_every_migration(&store).await;
+
+        // Both logs: the same heads and tiles as before the upgrade (for
+        // the main log 0/002.p/88 and 1/000.p/2 are derived, for the audit
+        // trail its one partial tile), and their proofs.
+        assert_serves_as_before(&store, ORIGIN, &tree, &full, &[0, 299, 599]).await;
+        assert_serves_as_before(&store, &audit, &audit_tree, &audit_full, &[0, 1, 2]).await;
         assert_eq!(
             store
                 .read_full_tiles(ORIGIN, &[(0, 0), (0, 1)])
@@ -1271,11 +1918,23 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
                 store.read_full_tiles(ORIGIN, &[(0, 2)]).await,
                 Err(StorageError::Corrupt(_))
             ),
-            "the stored partial tile is gone"
+            "no partial tile is stored"
         );
-        // Proofs, and lookups through the new indexes over the old rows.
-        assert_log_proves(&store, size, tree.root(), &[0, 299, 599]).await;
-        let original = entry(299, "before V3, batch 1");
+        let read: Vec<AuditRecord> = store
+            .read_entries(&audit, 0, 3)
+            .await
+            .expect("audit entries")
+            .iter()
+            .map(|bytes| AuditRecord::parse(bytes).expect("audit record"))
+            .collect();
+        assert_eq!(read, records);
+        assert_eq!(
+            store.checkpoint(&audit, None).await.expect("audit cp"),
+            Some(b"audit checkpoint before the upgrade".to_vec())
+        );
+
+        // Lookups through the new indexes over the old rows.
+        let original = entry(299, "before the upgrade, batch 1");
         assert_eq!(
             store
                 .find_dedup(ORIGIN, &[original.dedup_key])
@@ -1283,19 +1942,61 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
                 .expect("dedup"),
             [Some(299)]
         );
-        let odd = evault_core::hash::sha256(b"evidence 1");
-        let named: Vec<u64> = (0..size).filter(|i| i % 3 == 0 && i % 2 == 1).collect();
+        let named = |parity: u64| -> Vec<u64> {
+            (0..size)
+                .filter(|i| i % 3 == 0 && i % 2 == parity)
+                .collect()
+        };
         assert_eq!(
             store
-                .find_evidence(ORIGIN, odd, 0, 1000)
+                .find_evidence(ORIGIN, kept_sha, 0, 1000)
                 .await
                 .expect("evidence"),
-            named
+            named(1)
         );
         assert_eq!(
             store.checkpoint(ORIGIN, None).await.expect("cp"),
-            Some(b"checkpoint before V3".to_vec())
+            Some(b"checkpoint before the upgrade".to_vec())
         );
+
+        // The evidence: as uploaded (before V2 there was nowhere to keep
+        // it, so it is uploaded now), then erased on the new schema
+        // without touching the entries naming it.
+        if from < 2 {
+            for content in [kept, erased] {
+                uploaded(&store, content).await;
+            }
+        }
+        for (sha, content) in [(kept_sha, kept), (erased_sha, erased)] {
+            assert_eq!(
+                store.evidence(sha).await.expect("evidence"),
+                Some(StoredEvidence::Content(content.to_vec()))
+            );
+        }
+        let order = court_order();
+        assert_eq!(
+            store
+                .erase_evidence(erased_sha, &order)
+                .await
+                .expect("erase"),
+            Some(order.clone())
+        );
+        assert_eq!(
+            store.evidence(erased_sha).await.expect("erased"),
+            Some(StoredEvidence::Erased(order))
+        );
+        assert!(matches!(
+            store.put_evidence(erased_sha, erased).await,
+            Err(StorageError::Erased(_))
+        ));
+        assert_eq!(
+            store
+                .find_evidence(ORIGIN, erased_sha, 0, 1000)
+                .await
+                .expect("entries naming erased evidence"),
+            named(0)
+        );
+
         // The log keeps growing on the new schema, and the uniqueness of
         // dedup keys holds for the rows written before it.
         let mut repeat = next_batch(&mut tree.clone(), 1, "after upgrade");
@@ -1309,6 +2010,7 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
             .integrate(ORIGIN, more.integration())
             .await
             .expect("integrate after");
+        drop(store);
         schema.drop_schema().await;
     }
 }

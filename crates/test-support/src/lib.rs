@@ -66,6 +66,18 @@ impl ServerProcess {
         server
     }
 
+    /// `evault up` (`program`) on a port of its own with its data in
+    /// `data`, on PostgreSQL at `database_url` when given.
+    pub fn up(program: &str, data: &std::path::Path, database_url: Option<&str>) -> ServerProcess {
+        let mut up = command(program);
+        up.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data);
+        if let Some(url) = database_url {
+            up.args(["--database-url", url]);
+        }
+        ServerProcess::start(up)
+    }
+
     /// Kills the server (SIGKILL) and reaps it, now.
     pub fn kill(self) {
         drop(self);

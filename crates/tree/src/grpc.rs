@@ -8,6 +8,7 @@ use std::sync::Arc;
 use evault_core::{EvidenceEntry, Hash};
 use evault_proto::guard::GuardedIncoming;
 use evault_proto::tls::ServerTls;
+use evault_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use evault_proto::v1::get_inclusion_proof_request::Leaf;
 use evault_proto::v1::sequencer_service_server::{SequencerService, SequencerServiceServer};
 use evault_proto::v1::tree_service_server::{TreeService, TreeServiceServer};
@@ -15,8 +16,8 @@ use evault_proto::v1::{
     Checkpoint as WireCheckpoint, FindEntriesRequest, FindEntriesResponse, GetCheckpointRequest,
     GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
     GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest, GetInclusionProofResponse,
-    LogEntry, SequenceRequest, SequenceResponse, SequencedEntry, TreeServiceGetVerifierKeysRequest,
-    TreeServiceGetVerifierKeysResponse,
+    LogEntry, RecordRequest, RecordResponse, SequenceRequest, SequenceResponse, SequencedEntry,
+    TreeServiceGetVerifierKeysRequest, TreeServiceGetVerifierKeysResponse,
 };
 use evault_storage::{LogStore, StorageError};
 use tokio::sync::watch;
@@ -28,9 +29,12 @@ use tonic_health::server::HealthReporter;
 use crate::publish::{PublishError, Publisher};
 use crate::reader::{LogReader, Published, ReadError};
 use crate::sequencer::{NewEntry, SequenceError, Sequencer};
+use crate::trail::{AuditEvent, AuditRecorder};
 
 /// The most entries one `Sequence` call may carry.
 pub const MAX_BATCH: usize = 4096;
+/// The most events one `AuditService.Record` call may carry.
+const MAX_EVENTS: usize = 1024;
 /// Default and largest page of `FindEntries`.
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -146,7 +150,7 @@ impl<S: LogStore, P: Publisher> TreeGrpc<S, P> {
 /// (which sequences) and gateway (which reads).
 pub const CALLERS: &[&str] = &["ingest", "gateway"];
 
-/// Runs `SequencerService`, `TreeService` and gRPC health
+/// Runs `SequencerService`, `TreeService`, `AuditService` and gRPC health
 /// (`grpc.health.v1.Health`, see [`TreeGrpc::report_health`]) on
 /// `incoming` until `shutdown` completes: over TLS and for the callers it
 /// admits with `tls`, in plaintext without.
@@ -163,6 +167,7 @@ pub async fn serve<S: LogStore, P: Publisher>(
         .add_service(health)
         .add_service(SequencerServiceServer::new(tree.clone()))
         .add_service(TreeServiceServer::new(tree.clone()))
+        .add_service(AuditServiceServer::new(tree.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::select! {
         result = served => result,
@@ -181,6 +186,7 @@ fn storage_status(error: StorageError) -> Status {
         | StorageError::Corrupt(_)
         | StorageError::Conflict(_)
         | StorageError::NotApart(_)
+        | StorageError::Erased(_)
         | StorageError::Backend(_) => Status::internal(message),
     }
 }
@@ -229,6 +235,95 @@ fn sha256_field(field: &str, bytes: &[u8]) -> Result<[u8; 32], Status> {
     bytes.try_into().map_err(|_| {
         Status::invalid_argument(format!("{field} must be 32 bytes, got {}", bytes.len()))
     })
+}
+
+/// One event a caller asks to record, checked: one of the events other
+/// roles witness, members that are a JSON object naming none of the
+/// members every record has, and a record that fits in an entry.
+fn witnessed_event(
+    position: usize,
+    event: evault_proto::v1::AuditEvent,
+) -> Result<AuditEvent, Status> {
+    use evault_core::trail::{AuditRecord, PinnedHead, WITNESSED, is_reserved_member};
+    let invalid = |what: String| Status::invalid_argument(format!("events[{position}]: {what}"));
+    if !WITNESSED.contains(&event.event.as_str()) {
+        return Err(invalid(format!(
+            "event {:?} is not one a caller records (only {})",
+            event.event,
+            WITNESSED.join(", ")
+        )));
+    }
+    let fields = match serde_json::from_str::<serde_json::Value>(&event.fields) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => return Err(invalid("fields are not a JSON object".into())),
+    };
+    if let Some(name) = fields.keys().find(|name| is_reserved_member(name)) {
+        return Err(invalid(format!(
+            "fields name {name:?}, which the trail sets itself"
+        )));
+    }
+    let event = AuditEvent {
+        event: event.event,
+        principal: Some(event.principal).filter(|p| !p.is_empty()),
+        fields: fields.into_iter().collect(),
+    };
+    // The largest this record can be once stamped.
+    let widest = AuditRecord {
+        time_ms: u64::MAX / 4,
+        event: event.event.clone(),
+        principal: event.principal.clone(),
+        log: PinnedHead {
+            size: u64::MAX,
+            root: evault_core::empty_root(),
+        },
+        fields: event.fields.clone(),
+    };
+    if widest.to_bytes().len() > usize::from(u16::MAX) {
+        return Err(invalid(format!(
+            "the record would be over {} bytes",
+            u16::MAX
+        )));
+    }
+    Ok(event)
+}
+
+#[tonic::async_trait]
+impl<S: LogStore, P: Publisher> AuditService for TreeGrpc<S, P> {
+    async fn record(
+        &self,
+        request: Request<RecordRequest>,
+    ) -> Result<Response<RecordResponse>, Status> {
+        let request = request.into_inner();
+        if request.origin != self.origin {
+            return Err(Status::not_found(format!(
+                "this tree keeps the audit trail of {:?}, not {:?}",
+                self.origin, request.origin
+            )));
+        }
+        if request.events.is_empty() || request.events.len() > MAX_EVENTS {
+            return Err(Status::invalid_argument(format!(
+                "events: a call records 1 to {MAX_EVENTS} events, got {}",
+                request.events.len()
+            )));
+        }
+        let events = request
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(position, event)| witnessed_event(position, event))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let active = self.sequencer.borrow().clone();
+        let trail = active.as_ref().and_then(|s| s.audit_trail().cloned());
+        let Some(trail) = trail else {
+            return Err(Status::unavailable(
+                "this tree does not write the audit trail: it is a standby, or starting",
+            ));
+        };
+        AuditRecorder::record(&trail, events)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(RecordResponse {}))
+    }
 }
 
 #[tonic::async_trait]

@@ -10,10 +10,13 @@
 //! `TreeService` over gRPC, under mutual TLS for ingest and gateway alone
 //! ([`CALLERS`]) when given a certificate.
 //!
-//! Every checkpoint stored, every refusal of the signer and every change
-//! of leader is recorded in the log's audit trail, a second log
-//! (`<origin>/audit`) sequenced the same way ([`AuditTrail`],
-//! [`Sequencer::open_audit_trail`]).
+//! Every checkpoint stored, every refusal of the signer, every change of
+//! leader and every migration applied is recorded in the log's audit
+//! trail, a second log (`<origin>/audit`) sequenced the same way
+//! ([`AuditTrail`], [`Sequencer::open_audit_trail`]). What other roles
+//! witness (refused callers, reads and erasures of evidence) they hand to
+//! the leading tree's `AuditService` ([`RemoteAudit`]), which records it
+//! with the same stamps; no caller can record what tree does itself.
 //!
 //! Tree never holds a signing key: checkpoints come from a [`Publisher`],
 //! the signer in this process or one reached over gRPC ([`RemoteSigner`]).
@@ -25,6 +28,7 @@
 mod grpc;
 mod publish;
 mod reader;
+mod remote_audit;
 mod sequencer;
 mod tiles;
 mod trail;
@@ -32,5 +36,6 @@ mod trail;
 pub use grpc::{CALLERS, MAX_BATCH, TreeGrpc, sequence_status, serve};
 pub use publish::{PublishError, Publisher, RemoteSigner};
 pub use reader::{LogReader, MAX_ENTRIES_PER_READ, Published, ReadError};
+pub use remote_audit::RemoteAudit;
 pub use sequencer::{Divergence, NewEntry, SequenceError, Sequenced, SequencedBatch, Sequencer};
-pub use trail::AuditTrail;
+pub use trail::{AuditEvent, AuditRecorder, AuditTrail, NotRecorded};

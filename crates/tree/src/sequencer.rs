@@ -684,6 +684,18 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         let _ = self.trail.set(trail);
     }
 
+    /// The log's audit trail, once it is started.
+    pub fn audit_trail(&self) -> Option<&crate::trail::AuditTrail> {
+        self.trail.get()
+    }
+
+    /// The migrations applied to the log's storage.
+    pub(crate) async fn applied_migrations(
+        &self,
+    ) -> Result<Vec<evault_storage::AppliedMigration>, SequenceError> {
+        Ok(self.store.applied_migrations().await?)
+    }
+
     async fn observe(&self, observed: Observed) {
         if let Some(trail) = self.trail.get() {
             trail.tell(observed).await;

@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use evault_core::hash::sha256;
 use evault_core::trail::{
-    AuditRecord, CHECKPOINT_SIGNED, KEY_ADDED, KEY_REMOVED, LEADER_ACQUIRED, PinnedHead,
-    SIGNER_REFUSED, pinned_head_value,
+    AuditRecord, CHECKPOINT_SIGNED, KEY_ADDED, KEY_REMOVED, LEADER_ACQUIRED, MIGRATION_APPLIED,
+    PinnedHead, SIGNER_REFUSED, pinned_head_value,
 };
 use evault_core::{Checkpoint, Note, empty_root};
-use evault_storage::{LogStore, TreeHead};
+use evault_storage::{AppliedMigration, LogStore, TreeHead};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -60,11 +60,14 @@ pub(crate) enum Observed {
         new: TreeHead,
         reason: String,
     },
-    /// Anything else, by name, with its members.
+    /// Anything else, by name, with its members; sequenced under `dedup`
+    /// when given (an event recorded again under the same key is logged
+    /// once), else under the record's own digest.
     Event {
         event: String,
         principal: Option<String>,
         fields: BTreeMap<String, Value>,
+        dedup: Option<[u8; 32]>,
     },
     /// Sequence what is queued now, and answer once it is in the trail.
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -75,6 +78,41 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// An event to record in the audit trail: what happened, who did it, and
+/// the event's own members (docs/audit.md). The trail adds the time and
+/// the log's latest signed head.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    /// What happened, e.g. [`evault_core::trail::EVIDENCE_READ`].
+    pub event: String,
+    /// Who did it, when a caller did.
+    pub principal: Option<String>,
+    /// The event's own members.
+    pub fields: BTreeMap<String, Value>,
+}
+
+/// Why events were not recorded: they may be, later, or not at all; the
+/// caller must not act as if they were.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit trail did not record the events: {0}")]
+pub struct NotRecorded(pub String);
+
+/// Where a role that witnesses events records them: the trail itself, in
+/// the process that leads the log ([`AuditTrail`]), or the tree leading it,
+/// over gRPC ([`crate::RemoteAudit`]).
+pub trait AuditRecorder: Send + Sync + 'static {
+    /// Records `events`, in order, answering once they are in the trail.
+    fn record(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> impl std::future::Future<Output = Result<(), NotRecorded>> + Send;
+}
+
+/// How long recording waits for the trail to take events before saying
+/// they were not recorded: the trail retries a failing batch for ever, so
+/// a caller must not wait for ever with it.
+const RECORD_WITHIN: Duration = Duration::from_secs(10);
 
 /// The audit trail of one log, being written.
 #[derive(Clone)]
@@ -116,6 +154,13 @@ impl AuditTrail {
                 [("instance".to_string(), Value::from(instance))].into(),
             )
             .await;
+        // Migrations are applied before a tree leads (by `evault migrate`,
+        // or on start), so the leader records them. Each is recorded under
+        // a key of its own: recording it again, as every new leader does,
+        // logs nothing, and no record of which were recorded is needed.
+        for migration in log.applied_migrations().await? {
+            audit.tell(migration_applied(&migration)).await;
+        }
         Ok(audit)
     }
 
@@ -147,8 +192,59 @@ impl AuditTrail {
             event: event.to_string(),
             principal: principal.map(str::to_string),
             fields,
+            dedup: None,
         })
         .await;
+    }
+}
+
+impl AuditRecorder for AuditTrail {
+    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), NotRecorded> {
+        for e in events {
+            self.tell(Observed::Event {
+                event: e.event,
+                principal: e.principal,
+                fields: e.fields,
+                dedup: None,
+            })
+            .await;
+        }
+        if self.flush(RECORD_WITHIN).await {
+            Ok(())
+        } else {
+            Err(NotRecorded(format!(
+                "not in the trail within {} s",
+                RECORD_WITHIN.as_secs()
+            )))
+        }
+    }
+}
+
+/// The record of one migration, under a dedup key naming the migration as
+/// the history has it: the same migration is recorded once, whoever leads
+/// and however often.
+fn migration_applied(migration: &AppliedMigration) -> Observed {
+    let key = format!(
+        "{MIGRATION_APPLIED}\n{}\n{}\n{}\n{}",
+        migration.version, migration.name, migration.applied_on, migration.checksum
+    );
+    Observed::Event {
+        event: MIGRATION_APPLIED.to_string(),
+        principal: None,
+        fields: [
+            ("version".to_string(), Value::from(migration.version)),
+            ("name".to_string(), Value::from(migration.name.as_str())),
+            (
+                "applied_on".to_string(),
+                Value::from(migration.applied_on.as_str()),
+            ),
+            (
+                "checksum".to_string(),
+                Value::from(migration.checksum.as_str()),
+            ),
+        ]
+        .into(),
+        dedup: Some(sha256(key.as_bytes())),
     }
 }
 
@@ -328,8 +424,33 @@ impl Writer {
                 event,
                 principal,
                 fields,
+                dedup: _,
             } => vec![self.record(time_ms, &event, principal, fields)],
         }
+    }
+
+    /// The trail's entries for one observation: its records, each under
+    /// the event's dedup key when it has one, else its own digest.
+    fn entries(
+        &mut self,
+        time_ms: u64,
+        observed: Observed,
+        flushes: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+    ) -> Vec<NewEntry> {
+        let dedup = match &observed {
+            Observed::Event { dedup, .. } => *dedup,
+            _ => None,
+        };
+        self.records(time_ms, observed, flushes)
+            .iter()
+            .map(|record| {
+                let entry = record.to_bytes();
+                NewEntry {
+                    dedup_key: dedup.unwrap_or_else(|| sha256(&entry)),
+                    entry,
+                }
+            })
+            .collect()
     }
 
     async fn run<S: LogStore, P: Publisher>(
@@ -340,34 +461,24 @@ impl Writer {
         let mut last_batch: Option<tokio::time::Instant> = None;
         while let Some((time_ms, observed)) = queue.recv().await {
             let mut flushes = Vec::new();
-            let mut records = self.records(time_ms, observed, &mut flushes);
+            let mut batch = self.entries(time_ms, observed, &mut flushes);
             if flushes.is_empty() {
                 if let Some(last) = last_batch {
                     tokio::time::sleep_until(last + LINGER).await;
                 }
             }
-            while records.len() < BATCH {
+            while batch.len() < BATCH {
                 match queue.try_recv() {
                     Ok((time_ms, observed)) => {
-                        records.extend(self.records(time_ms, observed, &mut flushes));
+                        batch.extend(self.entries(time_ms, observed, &mut flushes));
                     }
                     Err(_) => break,
                 }
             }
-            if records.is_empty() {
+            if batch.is_empty() {
                 answer(flushes);
                 continue;
             }
-            let batch: Vec<NewEntry> = records
-                .iter()
-                .map(|record| {
-                    let entry = record.to_bytes();
-                    NewEntry {
-                        dedup_key: sha256(&entry),
-                        entry,
-                    }
-                })
-                .collect();
             // A batch is retried until the trail takes it: dropping it
             // would leave a hole no one could see.
             let mut wait = Duration::from_millis(100);
@@ -423,6 +534,47 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_is_sequenced_under_a_key_of_its_own() {
+        let migration = AppliedMigration {
+            version: 4,
+            name: "evidence_erasure".into(),
+            applied_on: "2026-11-30T04:00:00Z".into(),
+            checksum: "1234".into(),
+        };
+        let mut writer = Writer::new(None, None);
+        let first = writer.entries(1, migration_applied(&migration), &mut Vec::new());
+        let later = writer.entries(99, migration_applied(&migration), &mut Vec::new());
+        assert_eq!(first.len(), 1);
+        assert_ne!(first[0].entry, later[0].entry, "recorded at another time");
+        assert_eq!(
+            first[0].dedup_key, later[0].dedup_key,
+            "the same migration: logged once"
+        );
+        let record = AuditRecord::parse(&first[0].entry).expect("record");
+        assert_eq!(record.event, MIGRATION_APPLIED);
+        assert_eq!(record.fields["version"], Value::from(4));
+        assert_eq!(record.fields["name"], Value::from("evidence_erasure"));
+        let other = AppliedMigration {
+            version: 5,
+            ..migration.clone()
+        };
+        let other = writer.entries(1, migration_applied(&other), &mut Vec::new());
+        assert_ne!(first[0].dedup_key, other[0].dedup_key);
+        // Other records are keyed by their own bytes.
+        let event = writer.entries(
+            1,
+            Observed::Event {
+                event: LEADER_ACQUIRED.into(),
+                principal: None,
+                fields: BTreeMap::new(),
+                dedup: None,
+            },
+            &mut Vec::new(),
+        );
+        assert_eq!(event[0].dedup_key, sha256(&event[0].entry));
+    }
+
+    #[test]
     fn records_pin_the_latest_signed_head() {
         let (a, _) = SigningKey::generate("vault.example/log").expect("key");
         let mut writer = Writer::new(None, None);
@@ -432,6 +584,7 @@ mod tests {
                 event: LEADER_ACQUIRED.into(),
                 principal: None,
                 fields: BTreeMap::new(),
+                dedup: None,
             },
             &mut Vec::new(),
         );

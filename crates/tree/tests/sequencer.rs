@@ -124,6 +124,9 @@ impl<S: LogStore> LogStore for Faulty<S> {
     ) -> StoreResult<Vec<u64>> {
         self.inner.find_evidence(origin, sha256, from, limit).await
     }
+    async fn applied_migrations(&self) -> StoreResult<Vec<evault_storage::AppliedMigration>> {
+        self.inner.applied_migrations().await
+    }
 }
 
 /// A signer that can be told to fail its next request, before or after

@@ -177,3 +177,145 @@ async fn removing_a_key_is_recorded() {
         serde_json::json!(format!("{:08x}", a_key.key_id()))
     );
 }
+
+/// Serves `tree` on a port of its own; its address.
+async fn serve_tree(
+    tree: evault_tree::TreeGrpc<EmbeddedStore, Signer>,
+) -> evault_proto::v1::audit_service_client::AuditServiceClient<tonic::transport::Channel> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let incoming = evault_proto::transport::incoming(
+        listener,
+        evault_proto::guard::ConnectionLimits::default(),
+    );
+    tokio::spawn(evault_tree::serve(
+        incoming,
+        tree,
+        None,
+        std::future::pending(),
+    ));
+    evault_proto::v1::audit_service_client::AuditServiceClient::connect(url)
+        .await
+        .expect("connect")
+}
+
+fn witnessed(event: &str, principal: &str, fields: &str) -> evault_proto::v1::AuditEvent {
+    evault_proto::v1::AuditEvent {
+        event: event.into(),
+        principal: principal.into(),
+        fields: fields.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_roles_record_what_they_witness_and_nothing_else() {
+    use evault_proto::v1::RecordRequest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+    let keys = vec![key.verifier_key().clone()];
+    let log = Arc::new(start(dir.path(), &store, vec![Box::new(key)]).await);
+    let reader = evault_tree::LogReader::new(ORIGIN, store.clone());
+    let mut client = serve_tree(evault_tree::TreeGrpc::from_shared(log, reader)).await;
+    let record = |events| RecordRequest {
+        origin: ORIGIN.into(),
+        events,
+    };
+
+    client
+        .record(record(vec![
+            witnessed("evidence.read", "auditor", r#"{"sha256":"ab","size":3}"#),
+            witnessed("auth.denied", "", r#"{"count":7,"code":"UNAUTHENTICATED"}"#),
+        ]))
+        .await
+        .expect("recorded");
+    // Answered once recorded: the records are in the trail already.
+    let records = records(&store, &keys, 0).await;
+    let read = records
+        .iter()
+        .find(|r| r.event == "evidence.read")
+        .expect("the read is in the trail when Record answers");
+    assert_eq!(read.principal.as_deref(), Some("auditor"));
+    assert_eq!(read.fields["size"], serde_json::Value::from(3));
+    let denied = records
+        .iter()
+        .find(|r| r.event == "auth.denied")
+        .expect("denied");
+    assert_eq!(denied.principal, None, "an empty principal is null");
+
+    for (events, want) in [
+        (
+            vec![witnessed("checkpoint.signed", "", r#"{"size":1}"#)],
+            "is not one a caller records",
+        ),
+        (
+            vec![witnessed("key.added", "", "{}")],
+            "is not one a caller records",
+        ),
+        (
+            vec![witnessed("evidence.read", "x", "[1,2]")],
+            "not a JSON object",
+        ),
+        (
+            vec![witnessed("evidence.read", "x", r#"{"log":{"size":0}}"#)],
+            "which the trail sets itself",
+        ),
+        (
+            vec![witnessed(
+                "evidence.read",
+                "x",
+                &format!(r#"{{"reason":"{}"}}"#, "a".repeat(70_000)),
+            )],
+            "would be over",
+        ),
+        (vec![], "1 to 1024 events"),
+    ] {
+        let status = client.record(record(events)).await.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains(want), "{}", status.message());
+    }
+    let status = client
+        .record(RecordRequest {
+            origin: "another.example/log".into(),
+            events: vec![witnessed("evidence.read", "x", "{}")],
+        })
+        .await
+        .expect_err("another log");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_does_not_write_the_trail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+    let signer = Arc::new(
+        CheckpointSigner::new(
+            ORIGIN,
+            vec![Box::new(key)],
+            SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file"),
+        )
+        .expect("signer"),
+    );
+    let standby = evault_tree::TreeGrpc::standby(
+        ORIGIN,
+        evault_tree::LogReader::new(ORIGIN, store.clone()),
+        Arc::new(signer),
+    );
+    let mut client = serve_tree(standby).await;
+    let status = client
+        .record(evault_proto::v1::RecordRequest {
+            origin: ORIGIN.into(),
+            events: vec![witnessed("evidence.read", "x", "{}")],
+        })
+        .await
+        .expect_err("standby");
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unavailable,
+        "{}",
+        status.message()
+    );
+}
