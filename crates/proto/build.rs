@@ -14,6 +14,9 @@ const PROTOS: [&str; 6] = [
     "signer.proto",
 ];
 
+/// The files of the services callers reach through the gateway.
+const PUBLIC: [&str; 3] = ["ingest.proto", "evidence.proto", "tree.proto"];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     // Import paths in the .proto files are relative to this root
@@ -35,6 +38,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config
     };
     let protos: Vec<PathBuf> = PROTOS.iter().map(|p| package_dir.join(p)).collect();
+    // The public services' files alone, for gRPC reflection on the
+    // gateway: what a caller may call, and nothing internal.
+    let descriptors = PathBuf::from(std::env::var("OUT_DIR")?).join("public_descriptors.bin");
+    let status = std::process::Command::new(&protoc)
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", descriptors.display()))
+        .arg(format!("-I{}", root.display()))
+        .args(PUBLIC.iter().map(|p| format!("evault/v1/{p}")))
+        .status()?;
+    if !status.success() {
+        return Err(format!("protoc could not describe the public services: {status}").into());
+    }
     // Messages and clients. A client keeps prost's codec: a response it
     // cannot decode is the server's fault, which `INTERNAL` says.
     tonic_prost_build::configure()

@@ -15,14 +15,20 @@ use crate::vault::write_file;
 /// The roles that get a certificate, each named after its role.
 const ROLES: [&str; 4] = ["signer", "tree", "ingest", "gateway"];
 
+/// The metrics scraper's certificate name: it reads `/metrics` on every
+/// role and calls nothing ([`evault_proto::tls::SCRAPER`]).
+const SCRAPER: &str = evault_proto::tls::SCRAPER;
+
 /// Make a development CA, and a certificate and key for each role.
 ///
 /// Writes to DIR: `ca.pem`, the CA's certificate (for --tls-ca); and for
 /// each of signer, tree, ingest and gateway, `ROLE.pem` and `ROLE-key.pem`
 /// (for --tls-cert and --tls-key). A role's certificate names the role,
 /// `localhost` and the IP address 127.0.0.1, and is both its server and its
-/// client certificate. Keys are readable by their owner only. The CA's key
-/// is not kept: make a new set rather than adding to one.
+/// client certificate. `metrics.pem` and `metrics-key.pem` are a client
+/// certificate for a Prometheus scraper, which may read `/metrics` on every
+/// role and call nothing. Keys are readable by their owner only. The CA's
+/// key is not kept: make a new set rather than adding to one.
 ///
 /// Files from an earlier run are never overwritten unless --force is
 /// given; then the whole set is replaced. For development only:
@@ -66,20 +72,32 @@ fn generate() -> Result<Vec<Pem>, rcgen::Error> {
         public: true,
     }];
     let issuer = Issuer::new(ca, ca_key);
-    for role in ROLES {
+    for role in ROLES.into_iter().chain([SCRAPER]) {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec![
-            role.to_string(),
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-        ])?;
+        // Every role serves, and every role but signer calls another; the
+        // scraper only calls.
+        let (names, purposes) = if role == SCRAPER {
+            (
+                vec![role.to_string()],
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+            )
+        } else {
+            (
+                vec![
+                    role.to_string(),
+                    "localhost".to_string(),
+                    "127.0.0.1".to_string(),
+                ],
+                vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ],
+            )
+        };
+        let mut params = CertificateParams::new(names)?;
         params.distinguished_name = common_name(role);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        // Every role serves, and every role but signer calls another.
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = purposes;
         files.push(Pem {
             name: format!("{role}.pem"),
             text: params.signed_by(&key, &issuer)?.pem(),
@@ -125,7 +143,7 @@ pub(crate) fn run(args: DevCertsArgs) -> Outcome {
         write_file(&args.out.join(&file.name), &file.text, file.public)?;
     }
     eprintln!(
-        "wrote a development CA (ca.pem) and a certificate and key for {} to {}",
+        "wrote a development CA (ca.pem) and a certificate and key for {} and the {SCRAPER} scraper to {}",
         ROLES.join(", "),
         args.out.display()
     );

@@ -45,6 +45,7 @@ mod tls;
 mod up;
 mod vault;
 mod verify;
+mod web;
 
 use std::process::ExitCode;
 

@@ -21,6 +21,7 @@ use crate::signer_store::{SignerStorageArgs, with_signer_store};
 use crate::signing_keys::SigningKeyArgs;
 use crate::tls::{InternalTlsArgs, TlsArgs};
 use crate::vault::{StorageArgs, bind, shutdown_signal, with_store};
+use crate::web::WebArgs;
 
 /// Run one role of the vault.
 ///
@@ -130,6 +131,8 @@ struct GatewayArgs {
     tls: TlsArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    web: WebArgs,
 }
 
 /// Says where a role listens: on standard output, for whoever started it.
@@ -189,6 +192,7 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
             }
             Role::Gateway(a) => {
                 let tls = a.tls.public()?;
+                let cors = a.web.cors()?;
                 let ingest = IngestProxy::new(&a.ingest, tls.client.as_ref()).map_err(usage)?;
                 let evidence = EvidenceProxy::new(&a.ingest, tls.client.as_ref()).map_err(usage)?;
                 let tree = TreeProxy::new(&a.tree, tls.client.as_ref()).map_err(usage)?;
@@ -215,7 +219,7 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                         .merge(evault_gateway::verifier_keys_routes(tree.clone()))
                         .merge(evault_gateway::audit_routes(&a.origin, store, tree))
                         .layer(auth);
-                    evault_gateway::serve(a.connections.incoming(listener), grpc, tiles, tls.server, shutdown_signal())
+                    evault_gateway::serve(a.connections.incoming(listener), grpc, tiles, tls.server, cors, shutdown_signal())
                         .await
                         .map_err(|e| usage(format!("serving gateway: {e}")))
                 });

@@ -40,10 +40,16 @@ pub(crate) enum SignerStorage {
 impl SignerStorageArgs {
     pub(crate) async fn open(&self) -> Result<SignerStorage, Failure> {
         match &self.database_url {
-            Some(url) => SignerDatabase::open(url, SIGNER_CONNECTIONS)
-                .await
-                .map(SignerStorage::Database)
-                .map_err(|e| usage(format!("--database-url: {e}"))),
+            Some(url) => {
+                let database = SignerDatabase::open(url, SIGNER_CONNECTIONS)
+                    .await
+                    .map_err(|e| usage(format!("--database-url: {e}")))?;
+                let watched = database.clone();
+                evault_metrics::watch_pool(evault_metrics::Database::Signer, move || {
+                    Some(crate::vault::pool_use(&watched.pool_status()))
+                });
+                Ok(SignerStorage::Database(database))
+            }
             None => {
                 let file = signer_file(&self.data_dir)?;
                 // A signer of an earlier version kept its record in the

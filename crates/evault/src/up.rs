@@ -9,6 +9,7 @@ use crate::outcome::{Outcome, usage};
 use crate::signer_store::{adopt_legacy, signer_file};
 use crate::signing_keys::SigningKeyArgs;
 use crate::vault::{DataDir, StorageArgs, bind, run_all, shutdown_signal, with_store};
+use crate::web::WebArgs;
 
 /// Run the whole vault in one process: ingest, tree, signer and gateway.
 ///
@@ -40,11 +41,14 @@ pub(crate) struct UpArgs {
     auth: AuthArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    web: WebArgs,
 }
 
 pub(crate) fn run(args: UpArgs) -> Outcome {
     crate::logging();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
+    let cors = args.web.cors()?;
     runtime.block_on(async move {
         std::fs::create_dir_all(&args.storage.data_dir)
             .map_err(|e| usage(format!("--data-dir {}: {e}", args.storage.data_dir.display())))?;
@@ -83,7 +87,7 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
         with_store!(storage, store => {
             adopt_legacy(&store, &signer_store).await?;
             let signer = CheckpointSigner::new(&origin, keys, signer_store).map_err(usage)?;
-            run_all(store, signer, local.layer, rate, args.connections.incoming(listener), shutdown_signal()).await
+            run_all(store, signer, local.layer, rate, args.connections.incoming(listener), cors, shutdown_signal()).await
         })
     })
 }

@@ -55,6 +55,10 @@ impl StorageArgs {
                     .map_err(|e| usage(format!("--database-url: {e}")))?;
                 let store = PostgresStore::connect(url, self.database_connections)
                     .map_err(|e| usage(format!("--database-url: {e}")))?;
+                let watched = store.clone();
+                evault_metrics::watch_pool(evault_metrics::Database::Log, move || {
+                    Some(pool_use(&watched.pool_status()))
+                });
                 Ok(Storage::Postgres(store))
             }
             None => {
@@ -63,6 +67,17 @@ impl StorageArgs {
                 Ok(Storage::Embedded(store))
             }
         }
+    }
+}
+
+/// A pool's use as the metrics report it: deadpool counts the connections
+/// it holds (`size`) and those among them not lent out (`available`).
+pub(crate) fn pool_use(status: &deadpool_postgres::Status) -> evault_metrics::PoolUse {
+    evault_metrics::PoolUse {
+        max: status.max_size,
+        in_use: status.size.saturating_sub(status.available),
+        idle: status.available,
+        waiting: status.waiting,
     }
 }
 
@@ -181,6 +196,7 @@ pub(crate) async fn run_all<S>(
     auth: AuthLayer,
     rate: Option<RateLimit>,
     incoming: GuardedIncoming,
+    cors: evault_gateway::Cors,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Failure>
 where
@@ -216,9 +232,10 @@ where
         .merge(evault_gateway::verifier_keys_routes(tree.clone()))
         .merge(evault_gateway::audit_routes(origin, store, tree))
         .layer(auth);
-    let served = evault_gateway::serve_reporting(incoming, grpc, tiles, None, sequencing, shutdown)
-        .await
-        .map_err(|e| usage(format!("serving: {e}")));
+    let served =
+        evault_gateway::serve_reporting(incoming, grpc, tiles, None, cors, sequencing, shutdown)
+            .await
+            .map_err(|e| usage(format!("serving: {e}")));
     reports.flush().await;
     flush_audit_trail(&trail).await;
     served

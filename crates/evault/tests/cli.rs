@@ -623,3 +623,21 @@ fn proof_refuses_a_log_whose_tiles_disagree_with_its_checkpoint() {
     ]);
     expect_failure(&out, 1, "disagree");
 }
+
+#[test]
+fn a_cors_origin_that_is_not_an_origin_is_refused_before_serving() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data = data.path().display().to_string();
+    for bad in ["https://app.example.com/path", "*", "app.example.com"] {
+        let out = evault(&[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--cors-origin",
+            bad,
+        ]);
+        expect_failure(&out, 2, "--cors-origin");
+    }
+}

@@ -82,7 +82,7 @@ fn dev_certs_keeps_keys_private_and_files_unless_forced() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("certs");
     let certs = Certs::make(dir.clone());
-    for role in ["signer", "tree", "ingest", "gateway"] {
+    for role in ["signer", "tree", "ingest", "gateway", "metrics"] {
         let material = RoleTls::from_pem(
             &certs.read(&format!("{role}.pem")),
             &certs.read(&format!("{role}-key.pem")),
@@ -469,7 +469,40 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
         "peer ingest, localhost is not allowed to call evault.v1.SignerService"
     );
 
+    // The scraper's certificate reads every internal role's metrics, over
+    // HTTP/1.1 under mutual TLS, and calls none of their services; a
+    // role's certificate does not read a role it may not call.
+    for role in [&signer, &tree, &ingest] {
+        let text = scrape(&certs, "metrics", &role.url).expect("the scraper reads /metrics");
+        assert!(text.contains("\nprocess_open_fds "), "{}: {text}", role.url);
+    }
+    let status = call_signer(&signer.url, &certs.client("metrics", &certs)).expect_err("a scraper");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    match scrape(&certs, "ingest", &signer.url) {
+        Err(ureq::Error::StatusCode(403)) => {}
+        other => panic!("ingest scraping the signer: {other:?}"),
+    }
+
     drop((signer, tree, ingest, gateway));
     schema.drop_blocking();
     signer_schema.drop_blocking();
+}
+
+/// `GET /metrics` from `url` over HTTP/1.1, presenting `name`'s
+/// certificate from `certs` and trusting its CA.
+fn scrape(certs: &Certs, name: &str, url: &str) -> Result<String, ureq::Error> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let ca = Certificate::from_pem(&certs.read("ca.pem"))?;
+    let cert = Certificate::from_pem(&certs.read(&format!("{name}.pem")))?;
+    let key = PrivateKey::from_pem(&certs.read(&format!("{name}-key.pem")))?;
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&[ca]))
+        .client_cert(Some(ClientCert::new_with_certs(&[cert], key)))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    agent
+        .get(format!("{url}/metrics"))
+        .call()?
+        .into_body()
+        .read_to_string()
 }

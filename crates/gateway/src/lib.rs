@@ -13,15 +13,26 @@
 //!   API for the trail's origin (`<origin>/audit`), and its verifier keys;
 //! - gRPC health (`grpc.health.v1.Health`); with the tree in process
 //!   ([`serve_reporting`]), `IngestService` is `NOT_SERVING` while the
-//!   tree refuses to sequence.
+//!   tree refuses to sequence;
+//! - gRPC-web (`application/grpc-web+proto`, `application/grpc-web-text`,
+//!   over HTTP/1.1 or HTTP/2) for every gRPC service above, so browsers
+//!   call the same API; CORS only for the origins named ([`Cors`]);
+//! - gRPC server reflection (v1 and v1alpha) for the public services;
+//! - the process's Prometheus metrics at `/metrics` (`evault_metrics`),
+//!   outside the callers' authentication: operational data, not the log's,
+//!   for the deployment to keep from the public (`docs/metrics.md`);
+//! - the web UI at `/` ([`ui_routes`]), built from `web/` and embedded,
+//!   every response with a strict Content-Security-Policy.
 //!
 //! The gateway reads the log's storage for tiles but never writes to it,
 //! and holds no key.
 
+mod cors;
 mod keys;
 mod proxy;
 mod tiles;
 mod trail;
+mod ui;
 
 use std::future::Future;
 
@@ -32,17 +43,15 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+pub use cors::Cors;
 pub use keys::verifier_keys_routes;
 pub use proxy::{EvidenceProxy, IngestProxy, TreeProxy};
 pub use tiles::TileApi;
 pub use trail::audit_routes;
+pub use ui::{CONTENT_SECURITY_POLICY, ui_embedded, ui_routes};
 
 /// The public services, reported healthy while the gateway serves.
-const SERVICES: [&str; 3] = [
-    "evault.v1.IngestService",
-    "evault.v1.EvidenceService",
-    "evault.v1.TreeService",
-];
+const SERVICES: [&str; 3] = evault_proto::PUBLIC_SERVICES;
 
 /// The service whose health follows whether appends can be sequenced.
 const APPENDS: &str = "evault.v1.IngestService";
@@ -62,12 +71,13 @@ pub async fn serve(
     grpc: tonic::service::Routes,
     http: axum::Router,
     tls: Option<PublicTls>,
+    cors: Cors,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     // Whether a forwarded append can succeed is the tree's to report, on
     // its own health.
     let (_always, appending) = watch::channel(true);
-    serve_reporting(incoming, grpc, http, tls, appending, shutdown).await
+    serve_reporting(incoming, grpc, http, tls, cors, appending, shutdown).await
 }
 
 /// [`serve`], with `IngestService` reported `NOT_SERVING` on gRPC health
@@ -79,6 +89,7 @@ pub async fn serve_reporting(
     grpc: tonic::service::Routes,
     http: axum::Router,
     tls: Option<PublicTls>,
+    cors: Cors,
     mut appending: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
@@ -103,9 +114,25 @@ pub async fn serve_reporting(
     };
     let router = grpc
         .add_service(health)
+        .add_service(reflection_v1())
+        .add_service(reflection_v1alpha())
         .into_axum_router()
+        // gRPC-web is translated to gRPC before anything else sees the
+        // call (the auth layer, the services), and back on the way out.
+        // On the gRPC routes only: tonic-web answers every other HTTP/1.1
+        // request 400 (the tiles, the UI, the metrics).
+        .layer(tonic_web::GrpcWebLayer::new())
         .merge(http)
-        .fallback(unrouted);
+        .merge(evault_metrics::routes())
+        .merge(ui_routes())
+        .fallback(unrouted)
+        .layer(axum::middleware::map_response(with_browser_headers));
+    // CORS answers preflights and marks answers for other origins outside
+    // the translation, so a refused preflight never reaches a service.
+    let router = match cors.layer() {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
     let server = evault_proto::transport::server()
         .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes))
         .accept_http1(true)
@@ -130,6 +157,41 @@ pub async fn serve_reporting(
         result = served => result,
         () = follow => Ok(()),
     }
+}
+
+/// The gRPC reflection service (v1), describing the public services and
+/// health.
+fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    reflection()
+        .build_v1()
+        .expect("the public descriptors are well formed")
+}
+
+/// The same, for clients that still speak v1alpha (older grpcurl).
+fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
+    impl tonic_reflection::server::v1alpha::ServerReflection,
+> {
+    reflection()
+        .build_v1alpha()
+        .expect("the public descriptors are well formed")
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(evault_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for service in SERVICES {
+        builder = builder.with_service_name(service);
+    }
+    builder
+}
+
+async fn with_browser_headers(mut response: axum::response::Response) -> axum::response::Response {
+    ui::browser_headers(response.headers_mut());
+    response
 }
 
 async fn report_appends(reporter: &HealthReporter, appending: bool) {

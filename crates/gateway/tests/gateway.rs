@@ -145,6 +145,7 @@ async fn start(separate: bool) -> Vault {
         grpc,
         tiles,
         None,
+        evault_gateway::Cors::same_origin(),
         std::future::pending(),
     ));
     Vault {
@@ -452,7 +453,14 @@ async fn unknown_paths_are_404_and_unknown_services_unimplemented() {
     let base = vault.base.clone();
     tokio::task::spawn_blocking(move || {
         let http = Http(base);
-        for path in ["", "nope", "evault.v1.Nope/Get", "tile", "checkpoint/x"] {
+        // `/` is the web UI's page (tests/web.rs).
+        for path in [
+            "index.htm",
+            "nope",
+            "evault.v1.Nope/Get",
+            "tile",
+            "checkpoint/x",
+        ] {
             let error = http.get(path).expect_err(path);
             assert!(error.contains("404"), "/{path}: {error}");
         }

@@ -26,6 +26,7 @@ async fn gateway(http: axum::Router) -> String {
         tonic::service::Routes::default(),
         http,
         None,
+        evault_gateway::Cors::same_origin(),
         std::future::pending(),
     ));
     base

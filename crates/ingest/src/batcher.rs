@@ -174,9 +174,18 @@ pub struct Batcher {
 pub const PUSHBACK: Duration = Duration::from_millis(100);
 
 impl Batcher {
-    /// Starts the batcher task feeding `tree`.
+    /// Starts the batcher task feeding `tree`. Its queue counts in
+    /// `evault_ingest_backlog` while the batcher lives.
     pub fn start<T: SequenceBatch>(tree: Arc<T>, config: BatchConfig) -> Self {
         let (queue, waiting) = mpsc::channel(config.backlog.max(1));
+        // Read at scrape time, so counting costs the appends nothing: the
+        // permits taken are the entries queued.
+        let watched = queue.downgrade();
+        evault_metrics::ingest().watch_backlog(move || {
+            watched
+                .upgrade()
+                .map(|queue| queue.max_capacity() - queue.capacity())
+        });
         tokio::spawn(run(tree, config, waiting));
         Batcher { queue }
     }
@@ -405,6 +414,29 @@ mod tests {
             .expect("queued once room freed");
         release_all(&tree, vec![second, third]).await;
         assert_eq!(sizes(&tree), [1, 1, 1]);
+    }
+
+    /// The backlog as a scrape reads it: every batcher of this test
+    /// process together.
+    fn backlog() -> u64 {
+        let text = evault_metrics::encode().expect("metrics");
+        text.lines()
+            .find_map(|line| line.strip_prefix("evault_ingest_backlog "))
+            .and_then(|n| n.parse().ok())
+            .expect("evault_ingest_backlog")
+    }
+
+    #[tokio::test]
+    async fn the_backlog_counts_the_entries_waiting_for_a_batch() {
+        let (tree, batcher) = held(64, 1024, 1);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        let rest: Vec<_> = (1..=5)
+            .map(|n| batcher.submit(entry(n)).expect("queued"))
+            .collect();
+        // Other tests' batchers may hold entries too, never fewer.
+        assert!(backlog() >= 5);
+        release_all(&tree, std::iter::once(first).chain(rest).collect()).await;
     }
 
     #[tokio::test]

@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use evault_metrics::{AppendOutcome, IngestMetrics};
 use evault_proto::guard::GuardedIncoming;
 use evault_proto::inflight::RequestBytesLimit;
 use evault_proto::tls::ServerTls;
@@ -20,7 +21,7 @@ use evault_tree::{AuditRecorder, NewEntry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use evault_auth::{AuthLayer, AuthService, Principal};
 use tower::Layer as _;
@@ -57,6 +58,8 @@ struct Inner<E> {
     batcher: Batcher,
     /// Shared by every stream: one permit per request in flight.
     streams_in_flight: Arc<Semaphore>,
+    /// Counts every append answered, and the evidence stored.
+    metrics: &'static IngestMetrics,
 }
 
 impl<E> Clone for IngestGrpc<E> {
@@ -85,6 +88,9 @@ impl<E: EvidenceStore> IngestGrpc<E> {
                 limiter: rate.map(PrincipalLimiter::new),
                 batcher,
                 streams_in_flight: Arc::new(Semaphore::new(STREAMS_IN_FLIGHT)),
+                // Registered now: a scrape shows ingest's metrics before
+                // its first append.
+                metrics: evault_metrics::ingest(),
             }),
         }
     }
@@ -105,7 +111,9 @@ pub const CALLERS: &[&str] = &["gateway"];
 /// Runs `IngestService` and `EvidenceService` on `incoming` until
 /// `shutdown` completes: over TLS and for the callers it admits with
 /// `tls`, in plaintext without, with the request bytes it holds within
-/// the [`RequestBytesLimit`] of `incoming`'s limits.
+/// the [`RequestBytesLimit`] of `incoming`'s limits. The same port serves
+/// the process's metrics (`GET /metrics`, over HTTP/1.1 too, for
+/// scrapers that do not speak HTTP/2).
 /// `incoming` is a listener's connections within their limits
 /// ([`evault_proto::transport::incoming`]).
 pub async fn serve<E: EvidenceStore, A: AuditRecorder>(
@@ -117,9 +125,11 @@ pub async fn serve<E: EvidenceStore, A: AuditRecorder>(
 ) -> Result<(), tonic::transport::Error> {
     evault_proto::tls::secure(
         evault_proto::transport::server()
-            .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes)),
+            .layer(RequestBytesLimit::new(incoming.limits().max_request_bytes))
+            .accept_http1(true),
         tls.as_ref(),
     )?
+    .add_routes(evault_metrics::role_routes())
     .add_service(ingest.into_service())
     .add_service(evidence.into_service())
     .serve_with_incoming_shutdown(incoming, shutdown)
@@ -148,6 +158,18 @@ pub(crate) fn storage_status(error: StorageError) -> Status {
 }
 
 impl<E: EvidenceStore> Inner<E> {
+    /// One unary append: admitted, prepared, queued, answered.
+    async fn append(&self, request: Request<AppendRequest>) -> Answer {
+        let principal = caller(&request)?;
+        if let Some(limiter) = &self.limiter {
+            limiter.admit(&principal)?;
+        }
+        let entry = self
+            .prepare(&principal, request.into_inner().statement)
+            .await?;
+        answered(self.batcher.submit(entry)?).await
+    }
+
     /// Validates one statement and stores its evidence bytes, if sent:
     /// the entry to queue.
     async fn prepare(
@@ -161,6 +183,7 @@ impl<E: EvidenceStore> Inner<E> {
                 .put_evidence(statement.entry.digest, content)
                 .await
                 .map_err(storage_status)?;
+            self.metrics.evidence_stored(content.len());
         }
         Ok(NewEntry {
             entry: statement.bytes,
@@ -175,6 +198,36 @@ async fn answered(answer: oneshot::Receiver<Answer>) -> Answer {
         .unwrap_or_else(|_| Err(Status::unavailable("ingest stopped before answering")))
 }
 
+/// What an answer counts as in `evault_appends_total`. Every status code
+/// has a deliberate outcome: no catch-all arm.
+fn outcome(answer: &Answer) -> AppendOutcome {
+    match answer {
+        Ok((_, false)) => AppendOutcome::Logged,
+        Ok((_, true)) => AppendOutcome::Duplicate,
+        Err(status) => match status.code() {
+            // The request's own fault.
+            Code::InvalidArgument | Code::OutOfRange => AppendOutcome::Invalid,
+            // Not now, or not this caller: the rate, the backlog, a scope.
+            Code::ResourceExhausted | Code::Unauthenticated | Code::PermissionDenied => {
+                AppendOutcome::Refused
+            }
+            // The vault's fault, or the transport's.
+            Code::Ok
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::FailedPrecondition
+            | Code::Aborted
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss => AppendOutcome::Failed,
+        },
+    }
+}
+
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<AppendStreamResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -183,15 +236,10 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
         &self,
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
-        let principal = caller(&request)?;
-        if let Some(limiter) = &self.inner.limiter {
-            limiter.admit(&principal)?;
-        }
-        let entry = self
-            .inner
-            .prepare(&principal, request.into_inner().statement)
-            .await?;
-        let (receipt, duplicate) = answered(self.inner.batcher.submit(entry)?).await?;
+        let accepted = Instant::now();
+        let answer = self.inner.append(request).await;
+        self.inner.metrics.answered(outcome(&answer), accepted);
+        let (receipt, duplicate) = answer?;
         Ok(Response::new(AppendResponse {
             receipt: Some(receipt),
             duplicate,
@@ -212,11 +260,13 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
         // together has its fill in flight, reading stops.
         let (pending_tx, mut pending) = mpsc::channel::<Pending>(STREAM_WINDOW);
         let inner = Arc::clone(&self.inner);
+        let metrics = self.inner.metrics;
         let reader_out = out.clone();
         tokio::spawn(async move {
             loop {
                 match requests.message().await {
                     Ok(Some(r)) => {
+                        let accepted = Instant::now();
                         if let Some(limiter) = &inner.limiter {
                             limiter.wait(&principal).await;
                         }
@@ -230,6 +280,7 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
                         };
                         let item = Pending {
                             request_id: r.request_id,
+                            accepted,
                             queued,
                             _permit: permit,
                         };
@@ -253,6 +304,7 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
                     Ok(answer) => answered(answer).await,
                     Err(status) => Err(status),
                 };
+                metrics.answered(self::outcome(&outcome), item.accepted);
                 let request_id = item.request_id;
                 let response = match outcome {
                     Ok((receipt, duplicate)) => AppendStreamResponse {
@@ -291,7 +343,44 @@ pub(crate) fn caller<T>(request: &Request<T>) -> Result<String, Status> {
 /// One streamed request awaiting its answer.
 struct Pending {
     request_id: u64,
+    /// When its request was read.
+    accepted: Instant,
     queued: Result<oneshot::Receiver<Answer>, Status>,
     /// Released once the answer is handed to the stream.
     _permit: OwnedSemaphorePermit,
+}
+
+#[cfg(test)]
+mod tests {
+    use evault_proto::v1::Receipt;
+
+    use super::*;
+
+    #[test]
+    fn an_answer_counts_as_its_outcome() {
+        let receipt = Receipt::default();
+        assert_eq!(
+            outcome(&Ok((receipt.clone(), false))),
+            AppendOutcome::Logged
+        );
+        assert_eq!(outcome(&Ok((receipt, true))), AppendOutcome::Duplicate);
+        let failed = |status: Status| outcome(&Err(status));
+        assert_eq!(
+            failed(Status::invalid_argument("statement.sha256")),
+            AppendOutcome::Invalid
+        );
+        assert_eq!(failed(crate::pushback()), AppendOutcome::Refused);
+        assert_eq!(
+            failed(Status::permission_denied("no evault.append")),
+            AppendOutcome::Refused
+        );
+        assert_eq!(
+            failed(Status::unavailable("no tree")),
+            AppendOutcome::Failed
+        );
+        assert_eq!(
+            failed(Status::failed_precondition("refusing to sequence")),
+            AppendOutcome::Failed
+        );
+    }
 }

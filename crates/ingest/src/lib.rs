@@ -11,7 +11,9 @@
 //! backlog is full. Each caller is
 //! answered with its receipt only once its entry is durable and covered by
 //! a signed checkpoint. [`serve`] runs `IngestService` over gRPC, under
-//! mutual TLS for gateway alone ([`CALLERS`]) when given a certificate.
+//! mutual TLS for gateway alone ([`CALLERS`]) when given a certificate,
+//! and the process's metrics on the same port; ingest counts every append
+//! it answers, by outcome, and its latency (`evault_metrics`).
 //!
 //! Ingest is stateless and never touches the log's storage or a key.
 

@@ -29,6 +29,19 @@ mod stub;
 pub mod tls;
 pub mod transport;
 
+/// The encoded `FileDescriptorSet` of the public services (`IngestService`,
+/// `EvidenceService`, `TreeService`) and what they import, for gRPC
+/// reflection; internal services are left out.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/public_descriptors.bin"));
+
+/// The public services, by full name.
+pub const PUBLIC_SERVICES: [&str; 3] = [
+    "evault.v1.IngestService",
+    "evault.v1.EvidenceService",
+    "evault.v1.TreeService",
+];
+
 /// Messages and services of the protobuf package `evault.v1`.
 pub mod v1 {
     tonic::include_proto!("evault.v1");

@@ -7,7 +7,9 @@
 //! their certificates ([`PeerPolicy`], enforced by [`PeerCheck`] before any
 //! service sees a request): a caller with no certificate, or one from
 //! another CA, never gets past the handshake; a caller with a valid
-//! certificate under the wrong name gets `PERMISSION_DENIED`. Calling out,
+//! certificate under the wrong name gets `PERMISSION_DENIED`; a scraper's
+//! certificate ([`SCRAPER`]) reads the role's metrics and nothing else
+//! ([`SCRAPE_PATH`]). Calling out,
 //! a role presents its own certificate and trusts only the CA
 //! ([`endpoint`]). The gateway's public listener speaks TLS without asking
 //! for a client certificate ([`RoleTls::public_server`]), and offers both
@@ -221,6 +223,24 @@ fn names_peer(allowed: &str, presented: &str) -> bool {
         && matches!(presented.get(allowed.len()), None | Some(b'.'))
 }
 
+/// The path of a role's metrics (`GET /metrics`, served by
+/// `evault-metrics` on every role's port).
+pub const SCRAPE_PATH: &str = "/metrics";
+
+/// The certificate name of a metrics scraper. Under mutual TLS a
+/// certificate from the vault's CA naming it may read [`SCRAPE_PATH`] on
+/// any internal role, and call none of its services: a scraper never
+/// holds a certificate that could ask the signer for a signature.
+pub const SCRAPER: &str = "metrics";
+
+/// Whether a caller whose certificate has the DNS names `names` may
+/// request `path`: the callers a role serves may request anything, a
+/// scraper ([`SCRAPER`]) only [`SCRAPE_PATH`].
+fn allowed(callers: &PeerPolicy, path: &str, names: &[&str]) -> bool {
+    callers.admits(names.iter().copied())
+        || (path == SCRAPE_PATH && names.iter().any(|name| names_peer(SCRAPER, name)))
+}
+
 /// How an internal role's server speaks mutual TLS, and whom it serves.
 #[derive(Clone)]
 pub struct ServerTls {
@@ -385,7 +405,13 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if let Some(callers) = &self.callers {
             if let Err(status) = admit(callers, &request) {
-                return Box::pin(std::future::ready(Ok(status.into_http())));
+                let mut refusal = status.into_http();
+                // A scraper reads HTTP's status, not gRPC's: a refused
+                // scrape must fail, not pass for a role with no metrics.
+                if request.uri().path() == SCRAPE_PATH {
+                    *refusal.status_mut() = http::StatusCode::FORBIDDEN;
+                }
+                return Box::pin(std::future::ready(Ok(refusal)));
             }
         }
         Box::pin(self.inner.call(request))
@@ -412,7 +438,7 @@ fn admit<B>(callers: &PeerPolicy, request: &http::Request<B>) -> Result<(), Stat
         Ok(cert) => cert.valid_dns_names().collect(),
         Err(_) => Vec::new(),
     };
-    if callers.admits(names.iter().copied()) {
+    if allowed(callers, request.uri().path(), &names) {
         return Ok(());
     }
     let peer = if names.is_empty() {
@@ -471,6 +497,21 @@ mod tests {
         assert!(!nobody.admits([".tree"]));
     }
 
+    #[test]
+    fn a_scraper_reads_metrics_and_calls_nothing() {
+        let signer = PeerPolicy::new(["tree"]);
+        let scraper = ["metrics.monitoring.svc"];
+        assert!(allowed(&signer, "/metrics", &scraper));
+        assert!(!allowed(&signer, "/metrics/", &scraper));
+        assert!(!allowed(
+            &signer,
+            "/evault.v1.SignerService/SignCheckpoint",
+            &scraper
+        ));
+        assert!(allowed(&signer, "/metrics", &["tree"]));
+        assert!(!allowed(&signer, "/metrics", &["ingest", "metricsx"]));
+    }
+
     /// A service that answers OK and counts what reached it.
     #[derive(Clone, Default)]
     struct Counted(Arc<std::sync::atomic::AtomicUsize>);
@@ -516,6 +557,25 @@ mod tests {
             status.message(),
             "a peer without a certificate is not allowed to call evault.v1.SignerService"
         );
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_refused_scrape_is_forbidden_in_http_terms() {
+        let inner = Counted::default();
+        let check = PeerCheck {
+            callers: Some(Arc::new(PeerPolicy::new(["tree"]))),
+        };
+        let request = http::Request::builder()
+            .uri(SCRAPE_PATH)
+            .body(())
+            .expect("request");
+        let response = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(check.layer(inner.clone()).call(request))
+            .expect("infallible");
+        assert_eq!(response.status(), http::StatusCode::FORBIDDEN);
         assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 

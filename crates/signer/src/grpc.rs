@@ -36,7 +36,9 @@ impl<S> SignerGrpc<S> {
 pub const CALLERS: &[&str] = &["tree"];
 
 /// Runs `SignerService` on `incoming` until `shutdown` completes: over TLS
-/// and for the callers it admits with `tls`, in plaintext without.
+/// and for the callers it admits with `tls`, in plaintext without. The
+/// same port serves the process's metrics (`GET /metrics`, over HTTP/1.1
+/// too, for scrapers that do not speak HTTP/2).
 /// `incoming` is a listener's connections within their limits
 /// ([`evault_proto::transport::incoming`]).
 pub async fn serve<S: SignerStore>(
@@ -45,10 +47,14 @@ pub async fn serve<S: SignerStore>(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    evault_proto::tls::secure(evault_proto::transport::server(), tls.as_ref())?
-        .add_service(SignerServiceServer::new(SignerGrpc::new(signer)))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    evault_proto::tls::secure(
+        evault_proto::transport::server().accept_http1(true),
+        tls.as_ref(),
+    )?
+    .add_routes(evault_metrics::role_routes())
+    .add_service(SignerServiceServer::new(SignerGrpc::new(signer)))
+    .serve_with_incoming_shutdown(incoming, shutdown)
+    .await
 }
 
 fn head(field: &str, wire: Option<WireHead>) -> Result<TreeHead, Status> {

@@ -10,7 +10,8 @@
 //! `FAILED_PRECONDITION` and an error log line. It tells tree what it
 //! signed last (`GetSignedHead`), so that tree never builds on storage
 //! behind it. [`serve`] runs `SignerService` over gRPC, under mutual TLS
-//! for tree alone ([`CALLERS`]) when given a certificate.
+//! for tree alone ([`CALLERS`]) when given a certificate, and the
+//! process's metrics on the same port (signing latency, `evault_metrics`).
 //!
 //! Keys are Ed25519, behind one trait ([`evault_core::NoteSigner`]): in
 //! PKCS#8 PEM files ([`KeyFile`], what `evault keygen` writes) or in a

@@ -86,6 +86,8 @@ pub struct CheckpointSigner<S> {
     audit_origin: String,
     audit_keys: Arc<[Arc<dyn NoteSigner>]>,
     store: S,
+    /// Times every signature request.
+    metrics: &'static evault_metrics::SignerMetrics,
 }
 
 /// A key signing under another name: the log's keys sign its audit trail
@@ -149,6 +151,9 @@ impl<S: SignerStore> CheckpointSigner<S> {
             audit_origin,
             audit_keys: audit_keys.into(),
             store,
+            // Registered now: a scrape shows the signer's metrics before
+            // its first signature.
+            metrics: evault_metrics::signer(),
         })
     }
 
@@ -205,6 +210,14 @@ impl<S: SignerStore> CheckpointSigner<S> {
     /// signed, records it durably, and returns the note. A repeated request
     /// for the head signed last returns the same note.
     pub async fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, SignError> {
+        let started = std::time::Instant::now();
+        let signed = self.sign_recorded(request).await;
+        self.metrics.signing_took(started.elapsed());
+        signed
+    }
+
+    /// [`CheckpointSigner::sign`], untimed.
+    async fn sign_recorded(&self, request: &SignRequest) -> Result<Vec<u8>, SignError> {
         let origin = &request.origin;
         let keys = Arc::clone(self.keys_for(origin)?);
         let last = self

@@ -319,6 +319,12 @@ impl PostgresStore {
         }
     }
 
+    /// The connection pool's use at this moment, as deadpool counts it:
+    /// what the `evault_db_pool_*` metrics report.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
     }

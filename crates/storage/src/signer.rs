@@ -236,6 +236,12 @@ impl SignerDatabase {
             pool: pool(config(database_url)?, max_connections)?,
         })
     }
+
+    /// The connection pool's use at this moment, as deadpool counts it:
+    /// what the `evault_db_pool_*` metrics report.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
 }
 
 /// The record of `origin` as `client` sees it, locked for the rest of its

@@ -7,9 +7,11 @@
 //! ([`ServerProcess`]), always killed and reaped. Caller authentication is
 //! tested against a real JWKS server and real signing keys ([`jwks`]);
 //! keys in a hardware token, against a real SoftHSM2 token ([`softhsm`]).
-//! A server's gRPC health is followed as it changes ([`health`]).
+//! A server's gRPC health is followed as it changes ([`health`]), and its
+//! metrics are read as a scraper reads them ([`exposition`]).
 //! This crate is for tests only.
 
+pub mod exposition;
 pub mod health;
 pub mod jwks;
 pub mod softhsm;

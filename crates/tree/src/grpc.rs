@@ -153,7 +153,9 @@ pub const CALLERS: &[&str] = &["ingest", "gateway"];
 /// Runs `SequencerService`, `TreeService`, `AuditService` and gRPC health
 /// (`grpc.health.v1.Health`, see [`TreeGrpc::report_health`]) on
 /// `incoming` until `shutdown` completes: over TLS and for the callers it
-/// admits with `tls`, in plaintext without.
+/// admits with `tls`, in plaintext without. The same port serves the
+/// process's metrics (`GET /metrics`, over HTTP/1.1 too, for scrapers
+/// that do not speak HTTP/2).
 /// `incoming` is a listener's connections within their limits
 /// ([`evault_proto::transport::incoming`]).
 pub async fn serve<S: LogStore, P: Publisher>(
@@ -163,12 +165,16 @@ pub async fn serve<S: LogStore, P: Publisher>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let served = evault_proto::tls::secure(evault_proto::transport::server(), tls.as_ref())?
-        .add_service(health)
-        .add_service(SequencerServiceServer::new(tree.clone()))
-        .add_service(TreeServiceServer::new(tree.clone()))
-        .add_service(AuditServiceServer::new(tree.clone()))
-        .serve_with_incoming_shutdown(incoming, shutdown);
+    let served = evault_proto::tls::secure(
+        evault_proto::transport::server().accept_http1(true),
+        tls.as_ref(),
+    )?
+    .add_routes(evault_metrics::role_routes())
+    .add_service(health)
+    .add_service(SequencerServiceServer::new(tree.clone()))
+    .add_service(TreeServiceServer::new(tree.clone()))
+    .add_service(AuditServiceServer::new(tree.clone()))
+    .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::select! {
         result = served => result,
         () = tree.report_health(reporter) => Ok(()),

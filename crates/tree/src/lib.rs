@@ -8,7 +8,9 @@
 //! proofs and entries from stored tiles through a bounded cache, never by
 //! loading the tree into memory. [`serve`] runs `SequencerService` and
 //! `TreeService` over gRPC, under mutual TLS for ingest and gateway alone
-//! ([`CALLERS`]) when given a certificate.
+//! ([`CALLERS`]) when given a certificate, and the process's metrics on
+//! the same port (batch sizes, tree size, checkpoint age and signing
+//! latency, `evault_metrics`).
 //!
 //! Every checkpoint stored, every refusal of the signer, every change of
 //! leader and every migration applied is recorded in the log's audit

@@ -217,6 +217,16 @@ enum EntryKind {
     Audit,
 }
 
+impl EntryKind {
+    /// The log, as its metrics name it.
+    fn log(self) -> evault_metrics::Log {
+        match self {
+            EntryKind::Evidence => evault_metrics::Log::Evidence,
+            EntryKind::Audit => evault_metrics::Log::Audit,
+        }
+    }
+}
+
 /// Full tiles kept in memory for proofs (8 KiB each, 16 KiB once their
 /// nodes are computed: at most 8 MiB). The full tiles of each committed
 /// batch go in, so receipts for recent entries never read a tile back; a
@@ -276,6 +286,11 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             match sequencer.stand(&mut state).await {
                 Ok(()) => {
                     sequencer.publish(&mut state).await?;
+                    // The latest checkpoint, found or just stored: its age
+                    // counts from now, since not every store keeps when it
+                    // was stored.
+                    evault_metrics::tree()
+                        .checkpoint_stored(sequencer.kind.log(), state.published.size);
                 }
                 // Said on every batch, on health, and logged by `stand`.
                 Err(SequenceError::Diverged(_)) => {}
@@ -423,6 +438,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         // Publication.
         let checkpoint = self.publish(&mut state).await?;
         let size = state.published.size;
+        evault_metrics::tree().batch_sequenced(self.kind.log(), batch.len());
 
         // Proofs in the published tree (the committed one): partial tiles
         // from memory, full ones from the cache and storage. The tree of
@@ -640,6 +656,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         self.store
             .publish(&self.origin, signed.head.size, &signed.checkpoint)
             .await?;
+        evault_metrics::tree().checkpoint_stored(self.kind.log(), signed.head.size);
         tracing::info!(
             origin = %self.origin,
             size = signed.head.size,
@@ -672,6 +689,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             }
         };
         self.store.publish(&self.origin, head.size, &note).await?;
+        evault_metrics::tree().checkpoint_stored(self.kind.log(), head.size);
         state.published = head;
         self.observe(Observed::Signed(note.clone())).await;
         Ok(note)
@@ -727,7 +745,10 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             new,
             proof,
         };
-        match self.publisher.sign(request).await {
+        let asked = std::time::Instant::now();
+        let signed = self.publisher.sign(request).await;
+        evault_metrics::tree().signing_took(asked.elapsed());
+        match signed {
             Ok(note) => Ok(note),
             Err(e) => {
                 if let PublishError::Refused(reason) = &e {
