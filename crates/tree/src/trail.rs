@@ -46,8 +46,9 @@ const BATCH: usize = 1024;
 /// take the same signer and storage as the log's; without a floor, a busy
 /// vault would sign and store a trail checkpoint for each of its own, in
 /// the way of the next append. With it, the trail commits at most five
-/// times a second, at once when it has been quiet, and lags the log by at
-/// most about this much.
+/// times a second from what is merely observed, at once when it has been
+/// quiet, and lags the log by at most about this much. A flush (someone
+/// waiting for a record, such as a read of evidence) does not linger.
 const LINGER: Duration = Duration::from_millis(200);
 
 /// Something to record, as it happened.
@@ -462,9 +463,22 @@ impl Writer {
         while let Some((time_ms, observed)) = queue.recv().await {
             let mut flushes = Vec::new();
             let mut batch = self.entries(time_ms, observed, &mut flushes);
-            if flushes.is_empty() {
-                if let Some(last) = last_batch {
-                    tokio::time::sleep_until(last + LINGER).await;
+            // Linger, gathering what comes, unless someone waits: a flush
+            // (a read of evidence waiting to be recorded, a stop) ends the
+            // linger at once.
+            if let Some(last) = last_batch {
+                let linger = tokio::time::sleep_until(last + LINGER);
+                tokio::pin!(linger);
+                while flushes.is_empty() && batch.len() < BATCH {
+                    tokio::select! {
+                        () = &mut linger => break,
+                        next = queue.recv() => match next {
+                            Some((time_ms, observed)) => {
+                                batch.extend(self.entries(time_ms, observed, &mut flushes));
+                            }
+                            None => break,
+                        },
+                    }
                 }
             }
             while batch.len() < BATCH {
