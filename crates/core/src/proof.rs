@@ -2,7 +2,7 @@
 //! with the exact semantics of transparency-dev/merkle, and construction
 //! from any source of C2SP tiles.
 //!
-//! Verification takes hashes as byte slices rather than [`Hash`] because a
+//! Verification takes hashes as byte slices rather than [`Hash`](struct@Hash) because a
 //! verifier must give a precise answer for malformed input too (a root of
 //! the wrong length, a proof hash cut short), not merely refuse to parse it.
 

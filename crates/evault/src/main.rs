@@ -41,6 +41,7 @@ mod serve;
 mod signer_store;
 mod signing_keys;
 mod source;
+mod telemetry;
 mod tls;
 mod up;
 mod vault;
@@ -81,16 +82,6 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     DevCerts(dev_certs::DevCertsArgs),
     Token(identity::TokenArgs),
-}
-
-/// Server logs on standard error, filtered by `RUST_LOG` (default `info`).
-pub(crate) fn logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn main() -> ExitCode {

@@ -148,10 +148,22 @@ fn served_error(role: &str) -> impl FnOnce(tonic::transport::Error) -> Failure +
     move |e| usage(format!("serving {role}: {e}"))
 }
 
+impl Role {
+    /// The role's name in traces (`OTEL_SERVICE_NAME` overrides it).
+    fn service(&self) -> &'static str {
+        match self {
+            Role::Signer(_) => "evault-signer",
+            Role::Tree(_) => "evault-tree",
+            Role::Ingest(_) => "evault-ingest",
+            Role::Gateway(_) => "evault-gateway",
+        }
+    }
+}
+
 pub(crate) fn run(args: ServeArgs) -> Outcome {
-    crate::logging();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
-    runtime.block_on(async move {
+    let telemetry = crate::telemetry::start(&runtime, args.role.service());
+    let outcome = runtime.block_on(async move {
         match args.role {
             Role::Signer(a) => {
                 let keys = a.keys.load(&a.origin)?.ok_or_else(|| {
@@ -227,7 +239,9 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 served
             }
         }
-    })
+    });
+    telemetry.stop();
+    outcome
 }
 
 /// Tree serves reads at once, and sequences only while it leads the log:

@@ -46,10 +46,12 @@ pub(crate) struct UpArgs {
 }
 
 pub(crate) fn run(args: UpArgs) -> Outcome {
-    crate::logging();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| usage(format!("runtime: {e}")))?;
+    // One process, one service name; each span says which role it is
+    // (`evault.role`).
+    let telemetry = crate::telemetry::start(&runtime, "evault");
     let cors = args.web.cors()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         std::fs::create_dir_all(&args.storage.data_dir)
             .map_err(|e| usage(format!("--data-dir {}: {e}", args.storage.data_dir.display())))?;
         let data = DataDir {
@@ -89,5 +91,7 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
             let signer = CheckpointSigner::new(&origin, keys, signer_store).map_err(usage)?;
             run_all(store, signer, local.layer, rate, args.connections.incoming(listener), cors, shutdown_signal()).await
         })
-    })
+    });
+    telemetry.stop();
+    outcome
 }

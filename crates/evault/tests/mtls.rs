@@ -10,7 +10,7 @@ use evault_core::{Receipt, parse_verifier_keys};
 use evault_proto::tls::RoleTls;
 use evault_proto::v1::GetVerifierKeysRequest;
 use evault_proto::v1::signer_service_client::SignerServiceClient;
-use evault_test_support::{ServerProcess, succeeded};
+use evault_test_support::{Roles, succeeded};
 use tonic::transport::{Certificate, ClientTlsConfig};
 
 fn evault() -> Command {
@@ -237,48 +237,22 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
     ]));
     let token = tmp.path().join("token");
     std::fs::write(&token, minted).expect("token");
-    let identity = [
-        "--jwks-file".to_string(),
-        path(&issuer.join("jwks.json")),
-        "--jwt-issuer".into(),
-        "evault-local".into(),
-        "--jwt-audience".into(),
-        "evault".into(),
-    ];
-    let with = |role: &str, extra: &[String]| {
-        let mut command = evault();
-        command
-            .args(["serve", role, "--database-url"])
-            .arg(if role == "signer" {
-                &signer_schema.url
-            } else {
-                &schema.url
-            })
-            .args(["--origin", ORIGIN, "--listen", "127.0.0.1:0"])
-            .args(certs.flags(role))
-            .args(extra);
-        ServerProcess::start(command)
-    };
-    let signer = with("signer", &["--key-file".into(), path(&key)]);
+    let Roles {
+        signer,
+        tree,
+        ingest,
+        gateway,
+    } = Roles::start(
+        env!("CARGO_BIN_EXE_evault"),
+        ORIGIN,
+        (&schema.url, &signer_schema.url),
+        &key,
+        &issuer,
+        |role, command| {
+            command.args(certs.flags(role));
+        },
+    );
     assert!(signer.url.starts_with("https://"), "{}", signer.url);
-    let tree = with("tree", &["--signer".into(), signer.url.clone()]);
-    let ingest = with(
-        "ingest",
-        &[&["--tree".to_string(), tree.url.clone()][..], &identity].concat(),
-    );
-    let gateway = with(
-        "gateway",
-        &[
-            &[
-                "--ingest".to_string(),
-                ingest.url.clone(),
-                "--tree".into(),
-                tree.url.clone(),
-            ][..],
-            &identity,
-        ]
-        .concat(),
-    );
 
     // An append through the gateway, over TLS, verifies.
     let files: Vec<String> = (0..20)

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use evault_proto::failover::Failover;
+use evault_proto::telemetry::{Traced, traced};
 use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
 use evault_proto::v1::evidence_service_server::EvidenceService;
 use evault_proto::v1::ingest_service_client::IngestServiceClient;
@@ -23,16 +24,20 @@ use evault_proto::v1::{
 };
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::transport::ClientTlsConfig;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Largest message forwarded: a full page of entries.
 const MAX_MESSAGE: usize = 64 << 20;
 
-fn channel(endpoint: &str, role: &str, tls: Option<&ClientTlsConfig>) -> Result<Channel, String> {
-    Ok(evault_proto::tls::endpoint(endpoint, tls)
-        .map_err(|e| format!("{role} address {e}"))?
-        .connect_lazy())
+/// A lazily connected channel to `role` at `endpoint`, its calls carrying
+/// the gateway's trace context.
+fn channel(endpoint: &str, role: &str, tls: Option<&ClientTlsConfig>) -> Result<Traced, String> {
+    Ok(traced(
+        evault_proto::tls::endpoint(endpoint, tls)
+            .map_err(|e| format!("{role} address {e}"))?
+            .connect_lazy(),
+    ))
 }
 
 /// A request carrying `message` and the caller's credentials.
@@ -47,7 +52,7 @@ fn forward<T>(metadata: &MetadataMap, message: T) -> Request<T> {
 /// `IngestService`, answered by a remote ingest.
 #[derive(Clone)]
 pub struct IngestProxy {
-    client: IngestServiceClient<Channel>,
+    client: IngestServiceClient<Traced>,
 }
 
 impl IngestProxy {
@@ -66,7 +71,7 @@ impl IngestProxy {
 /// evidence and records each read and erasure.
 #[derive(Clone)]
 pub struct EvidenceProxy {
-    client: EvidenceServiceClient<Channel>,
+    client: EvidenceServiceClient<Traced>,
 }
 
 impl EvidenceProxy {
@@ -149,7 +154,7 @@ impl IngestService for IngestProxy {
 /// active one or a standby, serves reads).
 #[derive(Clone)]
 pub struct TreeProxy {
-    trees: Arc<Failover<TreeServiceClient<Channel>>>,
+    trees: Arc<Failover<TreeServiceClient<Traced>>>,
 }
 
 impl TreeProxy {
@@ -168,7 +173,7 @@ impl TreeProxy {
     async fn call<M, T, F, Fut>(&self, request: Request<M>, call: F) -> Result<Response<T>, Status>
     where
         M: Clone,
-        F: Fn(TreeServiceClient<Channel>, Request<M>) -> Fut,
+        F: Fn(TreeServiceClient<Traced>, Request<M>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let (metadata, _, message) = request.into_parts();

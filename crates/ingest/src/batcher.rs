@@ -5,19 +5,31 @@
 //!
 //! Its queue is bounded: when it is full, a caller is told so at once
 //! (`RESOURCE_EXHAUSTED` with retry advice) rather than left waiting.
+//!
+//! Traces: each queued entry has an `append` span, child of the call that
+//! queued it; each batch a `batch` span of its own, the root of a trace
+//! holding what tree and signer do for it, linked to the `append` spans
+//! of the entries it carries (at most [`MAX_LINKS`]). Each `append` span
+//! records the batch it joined (`evault.batch.seq`, `.trace_id`,
+//! `.span_id`), so either end leads to the other.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use evault_proto::failover::Failover;
+use evault_proto::telemetry::Traced;
 use evault_proto::v1::sequencer_service_client::SequencerServiceClient;
 use evault_proto::v1::{Receipt, SequenceEntry, SequenceRequest, SequenceResponse};
 use evault_storage::LogStore;
 use evault_tree::{NewEntry, Publisher, Sequenced, SequencedBatch, Sequencer, sequence_status};
+use opentelemetry::trace::TraceContextExt as _;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
-use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::transport::ClientTlsConfig;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Whoever sequences batches: the tree in this process or a remote one.
 pub trait SequenceBatch: Send + Sync + 'static {
@@ -45,7 +57,7 @@ pub const FAILOVER_WINDOW: Duration = Duration::from_secs(10);
 /// standby), the next is tried.
 pub struct RemoteTree {
     origin: String,
-    trees: Failover<SequencerServiceClient<Channel>>,
+    trees: Failover<SequencerServiceClient<Traced>>,
 }
 
 impl RemoteTree {
@@ -162,6 +174,63 @@ pub type Answer = Result<(Receipt, bool), Status>;
 struct Waiting {
     entry: NewEntry,
     reply: oneshot::Sender<Answer>,
+    /// The entry's `append` span, open until its caller is answered.
+    span: tracing::Span,
+}
+
+/// The most `append` spans a `batch` span links to. A full batch holds
+/// 4096 entries; trace backends keep a few hundred links per span at
+/// most (and the OTLP exporter sends each link with the span), so the
+/// rest are counted (`evault.batch.entries`) but not linked. Each
+/// `append` span names its batch whether linked or not.
+pub(crate) const MAX_LINKS: usize = 128;
+
+/// The `append` span of an entry queued now, child of the current span.
+fn append_span() -> tracing::Span {
+    tracing::info_span!(
+        "append",
+        evault.role = "ingest",
+        evault.batch.seq = Empty,
+        evault.batch.trace_id = Empty,
+        evault.batch.span_id = Empty,
+    )
+}
+
+/// The span of batch number `seq`, a trace of its own linked to the
+/// spans of the first [`MAX_LINKS`] of `appends`, each of which records
+/// that it joined it.
+fn batch_span(seq: u64, appends: &[tracing::Span]) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "batch",
+        evault.role = "ingest",
+        evault.batch.seq = seq,
+        evault.batch.entries = appends.len(),
+        evault.batch.links = Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    let mut links = 0;
+    for append in appends.iter().take(MAX_LINKS) {
+        let context = append.context();
+        let linked = context.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
+            links += 1;
+        }
+    }
+    span.record("evault.batch.links", links);
+    let batch = span.context().span().span_context().clone();
+    if batch.is_valid() {
+        let (trace_id, span_id) = (batch.trace_id().to_string(), batch.span_id().to_string());
+        for append in appends {
+            append.record("evault.batch.seq", seq);
+            append.record("evault.batch.trace_id", trace_id.as_str());
+            append.record("evault.batch.span_id", span_id.as_str());
+        }
+    }
+    span
 }
 
 /// A handle to the batcher task; cloning it shares the queue.
@@ -195,8 +264,9 @@ impl Batcher {
     /// full: a unary caller is told to come back.
     pub fn submit(&self, entry: NewEntry) -> Result<oneshot::Receiver<Answer>, Status> {
         let (reply, answer) = oneshot::channel();
+        let span = append_span();
         self.queue
-            .try_send(Waiting { entry, reply })
+            .try_send(Waiting { entry, reply, span })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => pushback(),
                 mpsc::error::TrySendError::Closed(_) => stopped(),
@@ -212,8 +282,9 @@ impl Batcher {
         entry: NewEntry,
     ) -> Result<oneshot::Receiver<Answer>, Status> {
         let (reply, answer) = oneshot::channel();
+        let span = append_span();
         self.queue
-            .send(Waiting { entry, reply })
+            .send(Waiting { entry, reply, span })
             .await
             .map_err(|_| stopped())?;
         Ok(answer)
@@ -245,6 +316,7 @@ async fn run<T: SequenceBatch>(
 ) {
     let slots = Arc::new(Semaphore::new(config.in_flight.max(1)));
     let mut batch = Vec::with_capacity(config.max_batch);
+    let mut seq = 0u64;
     loop {
         // A slot first, then the entries: while every slot is taken,
         // arrivals queue up and make the next batch larger.
@@ -256,14 +328,27 @@ async fn run<T: SequenceBatch>(
         if waiting.recv_many(&mut batch, config.max_batch.max(1)).await == 0 {
             return;
         }
-        let (entries, replies): (Vec<NewEntry>, Vec<_>) =
-            batch.drain(..).map(|w| (w.entry, w.reply)).unzip();
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut appends = Vec::with_capacity(batch.len());
+        for w in batch.drain(..) {
+            entries.push(w.entry);
+            replies.push(w.reply);
+            appends.push(w.span);
+        }
+        seq += 1;
+        let span = batch_span(seq, &appends);
         let tree = Arc::clone(&tree);
-        tokio::spawn(async move {
-            let outcome = tree.sequence(entries).await;
-            answer(replies, outcome);
-            drop(slot);
-        });
+        tokio::spawn(
+            async move {
+                let outcome = tree.sequence(entries).await;
+                answer(replies, outcome);
+                // The appends end as their callers are answered.
+                drop(appends);
+                drop(slot);
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -451,5 +536,79 @@ mod tests {
         let rest = (2..=10).map(|n| batcher.submit(entry(n)).expect("queued"));
         release_all(&tree, [first, second].into_iter().chain(rest).collect()).await;
         assert_eq!(sizes(&tree), [1, 1, 9]);
+    }
+
+    /// What `spans` returns, and the spans it made, exported through an
+    /// OpenTelemetry layer of their own.
+    fn exported<T>(spans: impl FnOnce() -> T) -> (T, Vec<opentelemetry_sdk::trace::SpanData>) {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let made = tracing::subscriber::with_default(subscriber, spans);
+        (made, exporter.get_finished_spans().expect("spans"))
+    }
+
+    fn attribute(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn a_batch_links_its_first_appends_and_every_append_names_its_batch() {
+        let (first, spans) = exported(|| {
+            let appends: Vec<tracing::Span> = (0..MAX_LINKS + 10).map(|_| append_span()).collect();
+            drop(batch_span(7, &appends));
+            appends[..MAX_LINKS]
+                .iter()
+                .map(|a| a.context().span().span_context().span_id())
+                .collect::<std::collections::HashSet<_>>()
+        });
+        let batch = spans
+            .iter()
+            .find(|s| s.name == "batch")
+            .expect("batch span");
+        let appends: Vec<_> = spans.iter().filter(|s| s.name == "append").collect();
+        assert_eq!(appends.len(), MAX_LINKS + 10);
+        assert_eq!(batch.links.len(), MAX_LINKS);
+        assert_eq!(
+            attribute(batch, "evault.batch.links"),
+            Some(MAX_LINKS.to_string())
+        );
+        assert_eq!(
+            attribute(batch, "evault.batch.entries"),
+            Some((MAX_LINKS + 10).to_string())
+        );
+        let linked: std::collections::HashSet<_> = batch
+            .links
+            .iter()
+            .map(|l| l.span_context.span_id())
+            .collect();
+        let batch_trace = batch.span_context.trace_id().to_string();
+        let batch_span_id = batch.span_context.span_id().to_string();
+        for append in &appends {
+            assert_eq!(attribute(append, "evault.batch.seq").as_deref(), Some("7"));
+            assert_eq!(
+                attribute(append, "evault.batch.trace_id"),
+                Some(batch_trace.clone())
+            );
+            assert_eq!(
+                attribute(append, "evault.batch.span_id"),
+                Some(batch_span_id.clone())
+            );
+            assert_ne!(
+                append.span_context.trace_id(),
+                batch.span_context.trace_id()
+            );
+        }
+        // The first appends, in the order they queued, are the linked ones.
+        assert_eq!(linked, first);
     }
 }

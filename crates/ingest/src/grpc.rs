@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::Instrument as _;
 
 use evault_auth::{AuthLayer, AuthService, Principal};
 use tower::Layer as _;
@@ -262,42 +263,49 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
         let inner = Arc::clone(&self.inner);
         let metrics = self.inner.metrics;
         let reader_out = out.clone();
-        tokio::spawn(async move {
-            loop {
-                match requests.message().await {
-                    Ok(Some(r)) => {
-                        let accepted = Instant::now();
-                        if let Some(limiter) = &inner.limiter {
-                            limiter.wait(&principal).await;
+        // The stream's reader runs in the stream's span, so that each
+        // append it queues is a child of the call.
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                loop {
+                    match requests.message().await {
+                        Ok(Some(r)) => {
+                            let accepted = Instant::now();
+                            if let Some(limiter) = &inner.limiter {
+                                limiter.wait(&principal).await;
+                            }
+                            let Ok(permit) =
+                                Arc::clone(&inner.streams_in_flight).acquire_owned().await
+                            else {
+                                break;
+                            };
+                            let queued = match inner.prepare(&principal, r.statement).await {
+                                Ok(entry) => inner.batcher.submit_waiting(entry).await,
+                                Err(status) => Err(status),
+                            };
+                            let item = Pending {
+                                request_id: r.request_id,
+                                accepted,
+                                queued,
+                                _permit: permit,
+                            };
+                            if pending_tx.send(item).await.is_err() {
+                                break;
+                            }
                         }
-                        let Ok(permit) = Arc::clone(&inner.streams_in_flight).acquire_owned().await
-                        else {
-                            break;
-                        };
-                        let queued = match inner.prepare(&principal, r.statement).await {
-                            Ok(entry) => inner.batcher.submit_waiting(entry).await,
-                            Err(status) => Err(status),
-                        };
-                        let item = Pending {
-                            request_id: r.request_id,
-                            accepted,
-                            queued,
-                            _permit: permit,
-                        };
-                        if pending_tx.send(item).await.is_err() {
+                        Ok(None) => break,
+                        Err(status) => {
+                            let _ = reader_out
+                                .send(Err(evault_proto::transport::stream_end(status)))
+                                .await;
                             break;
                         }
-                    }
-                    Ok(None) => break,
-                    Err(status) => {
-                        let _ = reader_out
-                            .send(Err(evault_proto::transport::stream_end(status)))
-                            .await;
-                        break;
                     }
                 }
             }
-        });
+            .instrument(span),
+        );
         tokio::spawn(async move {
             while let Some(item) = pending.recv().await {
                 let outcome = match item.queued {

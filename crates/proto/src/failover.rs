@@ -32,12 +32,13 @@ impl<C: Clone> Failover<C> {
 
     /// Over the replicas of `role` at `endpoints`, each connected lazily
     /// (`https://` addresses under TLS with `tls`, `http://` ones without)
-    /// and made a client by `client`.
+    /// and made a client by `client`; every call carries the caller's
+    /// trace context ([`crate::telemetry::traced`]).
     pub fn connect_lazy(
         endpoints: &[String],
         role: &str,
         tls: Option<&tonic::transport::ClientTlsConfig>,
-        client: impl Fn(tonic::transport::Channel) -> C,
+        client: impl Fn(crate::telemetry::Traced) -> C,
     ) -> Result<Self, String> {
         let clients = endpoints
             .iter()
@@ -45,7 +46,7 @@ impl<C: Clone> Failover<C> {
                 let channel = crate::tls::endpoint(endpoint, tls)
                     .map_err(|e| format!("{role} address {e}"))?
                     .connect_lazy();
-                Ok(client(channel))
+                Ok(client(crate::telemetry::traced(channel)))
             })
             .collect::<Result<_, String>>()?;
         Failover::new(clients).map_err(|_| format!("no {role} address"))

@@ -6,7 +6,7 @@
 //! at compile time (see `docs/protobuf.md`), and the HTTP/2 settings every
 //! role's servers and clients use ([`transport`]), with mutual TLS between
 //! the roles ([`tls`]), and calls to whichever replica of a role answers
-//! ([`failover`]). The documentation of every type and field is that
+//! ([`failover`]), carrying each call's trace context ([`telemetry`]). The documentation of every type and field is that
 //! of the `.proto` files.
 //!
 //! Every server also gets what keeps a hostile client from starving or
@@ -26,6 +26,7 @@ pub mod guard;
 pub mod inflight;
 #[cfg(test)]
 mod stub;
+pub mod telemetry;
 pub mod tls;
 pub mod transport;
 

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::{Endpoint, Server};
+use tower::layer::util::{Identity, Stack};
 
 use crate::guard::{ConnectionLimits, GuardedIncoming};
 
@@ -40,16 +41,19 @@ pub const CONNECTION_WINDOW: u32 = 16 << 20;
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A gRPC server builder with the vault's transport settings. Serve it on
-/// [`incoming`], which sets `TCP_NODELAY` on each accepted socket and
-/// bounds what connections may hold.
-pub fn server() -> Server {
+/// A gRPC server builder with the vault's transport settings, each call
+/// to a vault service in a span continuing its caller's trace
+/// ([`crate::telemetry::ServerTrace`]). Serve it on [`incoming`], which
+/// sets `TCP_NODELAY` on each accepted socket and bounds what connections
+/// may hold.
+pub fn server() -> Server<Stack<crate::telemetry::ServerTrace, Identity>> {
     Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keepalive_interval(Some(KEEP_ALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT))
+        .layer(crate::telemetry::ServerTrace)
 }
 
 /// The connections accepted on `listener`, each with `TCP_NODELAY` set.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use evault_core::trail::audit_origin;
 use evault_core::{Checkpoint, Hash, NoteSigner, VerifierKey, verify_consistency};
 use evault_storage::{SignedHead, SignerStore, StorageError, TreeHead};
+use tracing::Instrument as _;
 
 /// A request to sign the checkpoint of `new`.
 #[derive(Clone, Debug)]
@@ -208,10 +209,17 @@ impl<S: SignerStore> CheckpointSigner<S> {
 
     /// Signs the checkpoint of `request.new` if it extends the last head
     /// signed, records it durably, and returns the note. A repeated request
-    /// for the head signed last returns the same note.
+    /// for the head signed last returns the same note. Traced as a `sign`
+    /// span.
     pub async fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, SignError> {
         let started = std::time::Instant::now();
-        let signed = self.sign_recorded(request).await;
+        let span = tracing::info_span!(
+            "sign",
+            evault.role = "signer",
+            evault.log = %request.origin,
+            evault.tree.size = request.new.size,
+        );
+        let signed = self.sign_recorded(request).instrument(span).await;
         self.metrics.signing_took(started.elapsed());
         signed
     }

@@ -4,7 +4,8 @@
 //! of its own in the real database at `DATABASE_URL`, and a URL whose
 //! connections use only that schema. A test that cannot reach PostgreSQL
 //! fails, loudly; it does not skip. Servers run as real processes
-//! ([`ServerProcess`]), always killed and reaped. Caller authentication is
+//! ([`ServerProcess`], the four roles of one vault [`Roles`]), always
+//! killed and reaped. Caller authentication is
 //! tested against a real JWKS server and real signing keys ([`jwks`]);
 //! keys in a hardware token, against a real SoftHSM2 token ([`softhsm`]).
 //! A server's gRPC health is followed as it changes ([`health`]), and its
@@ -102,6 +103,87 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The four roles of one vault, each a process of its own (`evault serve
+/// <role>`), killed and reaped when dropped.
+pub struct Roles {
+    /// `evault serve signer`.
+    pub signer: ServerProcess,
+    /// `evault serve tree`, calling the signer.
+    pub tree: ServerProcess,
+    /// `evault serve ingest`, calling the tree.
+    pub ingest: ServerProcess,
+    /// `evault serve gateway`, calling ingest and the tree.
+    pub gateway: ServerProcess,
+}
+
+impl Roles {
+    /// Starts the roles of `program` serving the log `origin`: the log in
+    /// the database at `log_url`, the signer's record in the one at
+    /// `signer_url`, signed with the key file `key`; ingest and the
+    /// gateway verify callers' tokens against the local issuer in `issuer`
+    /// (`evault token --data-dir ISSUER`). Each listens on a port of its
+    /// own; `configure` adds what a test needs to each role's command
+    /// (TLS flags, environment), given the role's name.
+    pub fn start(
+        program: &str,
+        origin: &str,
+        (log_url, signer_url): (&str, &str),
+        key: &std::path::Path,
+        issuer: &std::path::Path,
+        configure: impl Fn(&str, &mut Command),
+    ) -> Roles {
+        let jwks = issuer.join("jwks.json");
+        let identity = [
+            "--jwks-file".as_ref(),
+            jwks.as_os_str(),
+            "--jwt-issuer".as_ref(),
+            "evault-local".as_ref(),
+            "--jwt-audience".as_ref(),
+            "evault".as_ref(),
+        ];
+        let serve = |role: &str, url: &str, args: &[&std::ffi::OsStr]| {
+            let mut serve = command(program);
+            serve
+                .args(["serve", role, "--database-url", url, "--origin", origin])
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args);
+            configure(role, &mut serve);
+            ServerProcess::start(serve)
+        };
+        let signer = serve(
+            "signer",
+            signer_url,
+            &["--key-file".as_ref(), key.as_os_str()],
+        );
+        let tree = serve("tree", log_url, &["--signer".as_ref(), signer.url.as_ref()]);
+        let ingest = serve(
+            "ingest",
+            log_url,
+            &[&["--tree".as_ref(), tree.url.as_ref()][..], &identity].concat(),
+        );
+        let gateway = serve(
+            "gateway",
+            log_url,
+            &[
+                &[
+                    "--ingest".as_ref(),
+                    ingest.url.as_ref(),
+                    "--tree".as_ref(),
+                    tree.url.as_ref(),
+                ][..],
+                &identity,
+            ]
+            .concat(),
+        );
+        Roles {
+            signer,
+            tree,
+            ingest,
+            gateway,
+        }
     }
 }
 

@@ -5,13 +5,14 @@
 use std::future::Future;
 
 use evault_core::Hash;
+use evault_proto::telemetry::{Traced, traced};
 use evault_proto::v1::signer_service_client::SignerServiceClient;
 use evault_proto::v1::{
     GetSignedHeadRequest, GetVerifierKeysRequest, SignCheckpointRequest, TreeHead as WireHead,
 };
 use evault_signer::{CheckpointSigner, SignError, SignRequest};
 use evault_storage::{SignedHead, SignerStore, TreeHead};
-use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::transport::ClientTlsConfig;
 use tonic::{Code, Status};
 
 /// Why a checkpoint was not signed.
@@ -101,7 +102,7 @@ impl<S: SignerStore> Publisher for CheckpointSigner<S> {
 /// A signer reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteSigner {
-    client: SignerServiceClient<Channel>,
+    client: SignerServiceClient<Traced>,
 }
 
 impl RemoteSigner {
@@ -112,7 +113,7 @@ impl RemoteSigner {
             .map_err(|e| format!("signer address {e}"))?
             .connect_lazy();
         Ok(RemoteSigner {
-            client: SignerServiceClient::new(channel),
+            client: SignerServiceClient::new(traced(channel)),
         })
     }
 }

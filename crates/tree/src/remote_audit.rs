@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use evault_proto::failover::Failover;
+use evault_proto::telemetry::Traced;
 use evault_proto::v1::audit_service_client::AuditServiceClient;
 use evault_proto::v1::{AuditEvent as WireEvent, RecordRequest};
-use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::transport::ClientTlsConfig;
 
 use crate::trail::{AuditEvent, AuditRecorder, NotRecorded};
 
@@ -19,7 +20,7 @@ const FAILOVER_WINDOW: Duration = Duration::from_secs(10);
 /// tried.
 pub struct RemoteAudit {
     origin: String,
-    trees: Failover<AuditServiceClient<Channel>>,
+    trees: Failover<AuditServiceClient<Traced>>,
 }
 
 impl RemoteAudit {
@@ -40,7 +41,7 @@ impl RemoteAudit {
 
 impl AuditRecorder for RemoteAudit {
     /// Offers the events to the tree that answered last, then the others,
-    /// for [`FAILOVER_WINDOW`]. An answer lost after the tree recorded
+    /// for ten seconds. An answer lost after the tree recorded
     /// them makes the next offer record them again: the trail may hold an
     /// event twice, never miss one that was acted on.
     async fn record(&self, events: Vec<AuditEvent>) -> Result<(), NotRecorded> {

@@ -34,6 +34,7 @@ use evault_signer::SignRequest;
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{Integration, LogStore, SignedHead, StorageError, StoredEntry, TreeHead};
 use tokio::sync::{Mutex, watch};
+use tracing::Instrument as _;
 
 use crate::publish::{PublishError, Publisher};
 use crate::tiles::{Gathered, prove};
@@ -342,7 +343,21 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
 
     /// Sequences, integrates and publishes `batch`, and returns each
     /// entry's index and inclusion proof in the new checkpoint.
+    /// Traced as a `sequence` span, holding `integrate` (hashing), `commit`
+    /// (the storage transaction) and `publish` (signing, storing the
+    /// checkpoint).
     pub async fn sequence(&self, batch: &[NewEntry]) -> Result<SequencedBatch, SequenceError> {
+        let span = tracing::info_span!(
+            "sequence",
+            evault.role = "tree",
+            evault.log = %self.origin,
+            evault.batch.entries = batch.len(),
+        );
+        self.sequence_traced(batch).instrument(span).await
+    }
+
+    /// [`Sequencer::sequence`], in its span.
+    async fn sequence_traced(&self, batch: &[NewEntry]) -> Result<SequencedBatch, SequenceError> {
         let mut evidence = Vec::with_capacity(batch.len());
         for (position, e) in batch.iter().enumerate() {
             let invalid = |reason: String| SequenceError::InvalidEntry { position, reason };
@@ -385,7 +400,12 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
 
             // Integration, committed with the head's compare-and-swap.
             let mut tree = state.tree.clone();
-            let tiles = tree.integrate_full_tiles(fresh.iter().map(|e| e.leaf_hash));
+            let tiles = tracing::info_span!(
+                "integrate",
+                evault.role = "tree",
+                evault.entries = fresh.len()
+            )
+            .in_scope(|| tree.integrate_full_tiles(fresh.iter().map(|e| e.leaf_hash)));
             let new = TreeHead {
                 size: tree.size(),
                 root: tree.root(),
@@ -399,7 +419,14 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 entries: &fresh,
                 tiles: &tiles,
             };
-            match self.store.integrate(&self.origin, integration).await {
+            let commit =
+                tracing::info_span!("commit", evault.role = "tree", evault.tree.size = new.size);
+            match self
+                .store
+                .integrate(&self.origin, integration)
+                .instrument(commit)
+                .await
+            {
                 Ok(()) => {
                     state.tree = tree;
                     for (tile, hashes) in &tiles {
@@ -436,7 +463,8 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         }
 
         // Publication.
-        let checkpoint = self.publish(&mut state).await?;
+        let publish = tracing::info_span!("publish", evault.role = "tree");
+        let checkpoint = self.publish(&mut state).instrument(publish).await?;
         let size = state.published.size;
         evault_metrics::tree().batch_sequenced(self.kind.log(), batch.len());
 
