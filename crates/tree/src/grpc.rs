@@ -325,7 +325,8 @@ impl<S: LogStore, P: Publisher> AuditService for TreeGrpc<S, P> {
                 "this tree does not write the audit trail: it is a standby, or starting",
             ));
         };
-        AuditRecorder::record(&trail, events)
+        trail
+            .record(events)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(RecordResponse {}))

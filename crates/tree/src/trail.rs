@@ -61,17 +61,22 @@ pub(crate) enum Observed {
         new: TreeHead,
         reason: String,
     },
-    /// Anything else, by name, with its members; sequenced under `dedup`
-    /// when given (an event recorded again under the same key is logged
-    /// once), else under the record's own digest.
+    /// Anything else; sequenced under `dedup` when given (an event
+    /// recorded again under the same key is logged once), else under the
+    /// record's own digest.
     Event {
-        event: String,
-        principal: Option<String>,
-        fields: BTreeMap<String, Value>,
+        event: AuditEvent,
         dedup: Option<[u8; 32]>,
     },
     /// Sequence what is queued now, and answer once it is in the trail.
     Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Observed {
+    /// `event`, under its record's own digest.
+    fn event(event: AuditEvent) -> Observed {
+        Observed::Event { event, dedup: None }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -148,13 +153,12 @@ impl AuditTrail {
                 audit.tell(Observed::Signed(note)).await;
             }
         }
-        audit
-            .record(
-                LEADER_ACQUIRED,
-                None,
-                [("instance".to_string(), Value::from(instance))].into(),
-            )
-            .await;
+        let leader = AuditEvent {
+            event: LEADER_ACQUIRED.to_string(),
+            principal: None,
+            fields: [("instance".to_string(), Value::from(instance))].into(),
+        };
+        audit.tell(Observed::event(leader)).await;
         // Migrations are applied before a tree leads (by `evault migrate`,
         // or on start), so the leader records them. Each is recorded under
         // a key of its own: recording it again, as every new leader does,
@@ -180,35 +184,12 @@ impl AuditTrail {
         self.tell(Observed::Flush(done)).await;
         matches!(tokio::time::timeout(within, flushed).await, Ok(Ok(())))
     }
-
-    /// Records `event` by `principal` with its own members `fields`. Waits
-    /// while the trail's queue is full.
-    pub async fn record(
-        &self,
-        event: &str,
-        principal: Option<&str>,
-        fields: BTreeMap<String, Value>,
-    ) {
-        self.tell(Observed::Event {
-            event: event.to_string(),
-            principal: principal.map(str::to_string),
-            fields,
-            dedup: None,
-        })
-        .await;
-    }
 }
 
 impl AuditRecorder for AuditTrail {
     async fn record(&self, events: Vec<AuditEvent>) -> Result<(), NotRecorded> {
-        for e in events {
-            self.tell(Observed::Event {
-                event: e.event,
-                principal: e.principal,
-                fields: e.fields,
-                dedup: None,
-            })
-            .await;
+        for event in events {
+            self.tell(Observed::event(event)).await;
         }
         if self.flush(RECORD_WITHIN).await {
             Ok(())
@@ -230,21 +211,23 @@ fn migration_applied(migration: &AppliedMigration) -> Observed {
         migration.version, migration.name, migration.applied_on, migration.checksum
     );
     Observed::Event {
-        event: MIGRATION_APPLIED.to_string(),
-        principal: None,
-        fields: [
-            ("version".to_string(), Value::from(migration.version)),
-            ("name".to_string(), Value::from(migration.name.as_str())),
-            (
-                "applied_on".to_string(),
-                Value::from(migration.applied_on.as_str()),
-            ),
-            (
-                "checksum".to_string(),
-                Value::from(migration.checksum.as_str()),
-            ),
-        ]
-        .into(),
+        event: AuditEvent {
+            event: MIGRATION_APPLIED.to_string(),
+            principal: None,
+            fields: [
+                ("version".to_string(), Value::from(migration.version)),
+                ("name".to_string(), Value::from(migration.name.as_str())),
+                (
+                    "applied_on".to_string(),
+                    Value::from(migration.applied_on.as_str()),
+                ),
+                (
+                    "checksum".to_string(),
+                    Value::from(migration.checksum.as_str()),
+                ),
+            ]
+            .into(),
+        },
         dedup: Some(sha256(key.as_bytes())),
     }
 }
@@ -421,12 +404,9 @@ impl Writer {
                     .into(),
                 ),
             ],
-            Observed::Event {
-                event,
-                principal,
-                fields,
-                dedup: _,
-            } => vec![self.record(time_ms, &event, principal, fields)],
+            Observed::Event { event, dedup: _ } => {
+                vec![self.record(time_ms, &event.event, event.principal, event.fields)]
+            }
         }
     }
 
@@ -577,12 +557,11 @@ mod tests {
         // Other records are keyed by their own bytes.
         let event = writer.entries(
             1,
-            Observed::Event {
+            Observed::event(AuditEvent {
                 event: LEADER_ACQUIRED.into(),
                 principal: None,
                 fields: BTreeMap::new(),
-                dedup: None,
-            },
+            }),
             &mut Vec::new(),
         );
         assert_eq!(event[0].dedup_key, sha256(&event[0].entry));
@@ -594,12 +573,11 @@ mod tests {
         let mut writer = Writer::new(None, None);
         let first = writer.records(
             1,
-            Observed::Event {
+            Observed::event(AuditEvent {
                 event: LEADER_ACQUIRED.into(),
                 principal: None,
                 fields: BTreeMap::new(),
-                dedup: None,
-            },
+            }),
             &mut Vec::new(),
         );
         assert_eq!(first[0].log.size, 0);
