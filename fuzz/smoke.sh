@@ -47,6 +47,9 @@ for target in $(cargo fuzz list); do
         failed+=("$target")
     fi
 done
+# cargo fuzz makes artifacts/<target>/ for every run; keep only those
+# holding something.
+find artifacts -mindepth 1 -type d -empty -delete 2>/dev/null || true
 
 if ((${#failed[@]} > 0)); then
     echo "fuzz smoke failed: ${failed[*]}" >&2

@@ -4,12 +4,21 @@
 // nothing is inlined (no inline script or style, no data: URLs, no
 // module-preload polyfill). `npm run dev` proxies the API to a running
 // vault (EVAULT_URL, default http://127.0.0.1:7400).
-import { defineConfig } from "vite";
+//
+// @evault/client (../clients/typescript, linked by npm) is compiled from
+// its TypeScript sources through its `@evault/source` export condition:
+// the page needs no built copy of the package, and a change to the
+// package shows in the next build or dev reload. Its dependencies are
+// installed in its own node_modules by this package's postinstall.
+import { defaultClientConditions, defineConfig } from "vite";
 
 const vault = process.env["EVAULT_URL"] ?? "http://127.0.0.1:7400";
 
 export default defineConfig({
   base: "/",
+  resolve: {
+    conditions: ["@evault/source", ...defaultClientConditions],
+  },
   build: {
     outDir: "dist",
     emptyOutDir: true,
@@ -21,6 +30,7 @@ export default defineConfig({
     reportCompressedSize: false,
   },
   server: {
+    fs: { allow: [".", "../clients/typescript"] },
     proxy: {
       "/evault.v1.": vault,
       "/verifier-keys": vault,

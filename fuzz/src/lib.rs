@@ -1,9 +1,53 @@
-//! Fixtures the fuzz targets share: the published test keys and the known
-//! contents of the test-vector log under `../shared/testdata`.
+//! The fuzz targets, one module each (`run` takes one input and panics when
+//! a property fails), and the fixtures they share: the published test keys
+//! and the known contents of the test-vector log under `../shared/testdata`.
 //!
 //! The targets assert properties that only hold because these keys are
 //! fixed: a note or checkpoint that verifies under them can only be one the
 //! key holder signed, so the fuzzer can never produce a new one.
+//!
+//! The bodies live here rather than in `fuzz_targets/` so that the
+//! workspace's tests replay the committed corpora and crash inputs through
+//! exactly the code the fuzzer runs (`crates/gateway/tests/fuzz_regressions.rs`
+//! includes this file as a module). Paths inside therefore go through
+//! `super::`, never `crate::`.
+
+pub mod append;
+pub mod audit_record;
+pub mod bundle;
+pub mod checkpoint;
+pub mod entry;
+pub mod evidence;
+pub mod note;
+pub mod proof;
+pub mod receipt;
+pub mod sequence;
+pub mod signer;
+pub mod tile_path;
+pub mod tree_read;
+pub mod verifier_key;
+pub mod world;
+
+/// A target's body: runs one input, panicking when a property fails.
+pub type Run = fn(&[u8]);
+
+/// Every target by name, as `cargo fuzz list` names it.
+pub const TARGETS: [(&str, Run); 14] = [
+    ("append", append::run),
+    ("audit_record", audit_record::run),
+    ("bundle", bundle::run),
+    ("checkpoint", checkpoint::run),
+    ("entry", entry::run),
+    ("evidence", evidence::run),
+    ("note", note::run),
+    ("proof", proof::run),
+    ("receipt", receipt::run),
+    ("sequence", sequence::run),
+    ("signer", signer::run),
+    ("tile_path", tile_path::run),
+    ("tree_read", tree_read::run),
+    ("verifier_key", verifier_key::run),
+];
 
 use evault_core::{SigningKey, VerifierKey};
 

@@ -1,20 +1,18 @@
-// The vault's gRPC API as the page reaches it: gRPC-web (binary protobuf)
-// to the gateway that served the page, on the same origin, plus the
-// gateway's plain-HTTP `/verifier-keys`. Nothing the server answers is
-// trusted for what it claims: checkpoints and proofs go through verify.ts.
+// The vault's API as the page reaches it: @evault/client's gRPC-web
+// transport to the gateway that served the page, on the same origin, plus
+// the gateway's plain-HTTP `/verifier-keys`. Nothing the server answers
+// is trusted for what it claims: checkpoints and proofs go through the
+// package's verifier.
 
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { Code, ConnectError, type VaultClient, createVaultClient } from "@evault/client";
 
-import { IngestService } from "./gen/evault/v1/ingest_pb.js";
-import { TreeService } from "./gen/evault/v1/tree_pb.js";
+/** The vault's API without a token: reads, when the vault's reads are public. */
+export const vault = createVaultClient(window.location.origin);
 
-const transport = createGrpcWebTransport({ baseUrl: window.location.origin });
-
-/** The log's read API. */
-export const tree = createClient(TreeService, transport);
-/** The log's write API. */
-export const ingest = createClient(IngestService, transport);
+/** The vault's API, sending the token `token()` returns at each call. */
+export function vaultWithToken(token: () => string): VaultClient {
+  return createVaultClient(window.location.origin, { token });
+}
 
 /**
  * What a failed call says to a person: the gRPC status and the server's

@@ -2,9 +2,10 @@
 // its search results: each entry decoded in the page from its bytes, every
 // field inserted as text and shown escaped (display.ts).
 
+import { decodeEntry, formatReceived, toHex } from "@evault/client";
+
 import { type Child, el } from "./dom.js";
 import { formatSize, shown } from "./display.js";
-import { decodeEntry, formatReceived, toHex } from "./verify.js";
 
 const COLUMNS = ["#", "Name", "SHA-256", "Size", "Media type", "Labels", "Principal", "Received", ""];
 

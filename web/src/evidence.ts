@@ -1,7 +1,7 @@
 // Evidence files in the page: read and hashed with WebCrypto SHA-256,
 // never leaving the browser unless the user asks for them to be uploaded.
 
-import { sha256 } from "./verify.js";
+import { sha256 } from "@evault/client";
 
 /** A file read and hashed. */
 export interface HashedFile {

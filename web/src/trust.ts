@@ -3,7 +3,7 @@
 // visit; and the last checkpoint this browser verified, so that the next
 // one can be checked to extend it (a rolled-back or forked log is noticed).
 
-import { type VerifierKey, parseVerifierKey } from "./verify.js";
+import { type VerifierKey, parseVerifierKey } from "@evault/client";
 
 const TRUSTED_KEYS = "evault.trustedKeys";
 const LAST_CHECKPOINT = "evault.lastCheckpoint";

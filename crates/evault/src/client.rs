@@ -13,8 +13,7 @@ use crate::outcome::{Failure, usage};
 /// Where `evault up` listens, and so where clients go, by default.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
 
-/// Largest answer a client accepts: a page of entries.
-const MAX_MESSAGE: usize = 64 << 20;
+use evault_proto::transport::{MAX_ANSWER, MAX_MESSAGE};
 
 /// The vault to talk to.
 #[derive(Args, Debug, Clone)]
@@ -64,7 +63,7 @@ impl ServerArgs {
     }
 
     pub(crate) async fn tree(&self) -> Result<TreeServiceClient<Channel>, Failure> {
-        Ok(TreeServiceClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE))
+        Ok(TreeServiceClient::new(self.channel().await?).max_decoding_message_size(MAX_ANSWER))
     }
 
     pub(crate) async fn evidence(&self) -> Result<EvidenceServiceClient<Channel>, Failure> {
@@ -72,7 +71,9 @@ impl ServerArgs {
     }
 
     pub(crate) async fn ingest(&self) -> Result<IngestServiceClient<Channel>, Failure> {
-        Ok(IngestServiceClient::new(self.channel().await?).max_encoding_message_size(MAX_MESSAGE))
+        Ok(IngestServiceClient::new(self.channel().await?)
+            .max_encoding_message_size(MAX_MESSAGE)
+            .max_decoding_message_size(MAX_ANSWER))
     }
 }
 

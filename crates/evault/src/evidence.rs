@@ -60,10 +60,6 @@ struct EraseArgs {
     sha256: String,
 }
 
-/// Largest evidence a read accepts: an upload's limit, with room for the
-/// message around it.
-const MAX_EVIDENCE: usize = (16 << 20) + 1024;
-
 /// A SHA-256 digest given as 64 hex digits.
 fn parse_digest(text: &str) -> Result<[u8; 32], crate::outcome::Failure> {
     let text = text.trim();
@@ -100,7 +96,7 @@ async fn get(args: GetArgs) -> Outcome {
         .server
         .evidence()
         .await?
-        .max_decoding_message_size(MAX_EVIDENCE)
+        .max_decoding_message_size(evault_proto::transport::MAX_ANSWER)
         .get_evidence(request)
         .await
         .map_err(|s| rpc_failure("evidence", &s))?

@@ -36,6 +36,7 @@ mod json;
 mod keygen;
 mod keys;
 mod outcome;
+mod probes;
 mod proof;
 mod serve;
 mod signer_store;

@@ -17,6 +17,7 @@ use crate::connections::ConnectionArgs;
 use crate::denials::DenialReports;
 use crate::identity::AuthArgs;
 use crate::outcome::{Failure, Outcome, usage};
+use crate::probes::ProbeArgs;
 use crate::signer_store::{SignerStorageArgs, with_signer_store};
 use crate::signing_keys::SigningKeyArgs;
 use crate::tls::{InternalTlsArgs, TlsArgs};
@@ -63,6 +64,8 @@ struct SignerArgs {
     tls: InternalTlsArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +85,8 @@ struct TreeArgs {
     tls: InternalTlsArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +109,8 @@ struct IngestArgs {
     tls: InternalTlsArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +140,8 @@ struct GatewayArgs {
     connections: ConnectionArgs,
     #[command(flatten)]
     web: WebArgs,
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 /// Says where a role listens: on standard output, for whoever started it.
@@ -173,6 +182,7 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
                 announce("signer", &listener, tls.scheme())?;
+                a.probes.start(&["evault.v1.SignerService"]).await?;
                 with_signer_store!(storage, store => {
                     let signer = CheckpointSigner::new(&a.origin, keys, store).map_err(usage)?;
                     evault_signer::serve(a.connections.incoming(listener), signer, tls.server, shutdown_signal()).await.map_err(served_error("signer"))
@@ -193,6 +203,9 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
                 announce("ingest", &listener, tls.scheme())?;
+                a.probes
+                    .start(&["evault.v1.IngestService", "evault.v1.EvidenceService"])
+                    .await?;
                 let reports = DenialReports::start(denials, Arc::clone(&audit), "ingest");
                 let served = with_store!(storage, store => {
                     let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), Batcher::start(tree, BatchConfig::default()));
@@ -214,13 +227,17 @@ pub(crate) fn run(args: ServeArgs) -> Outcome {
                 let storage = a.storage.open().await?;
                 let listener = bind(&a.listen).await?;
                 announce("gateway", &listener, tls.scheme())?;
+                a.probes.start(&evault_proto::PUBLIC_SERVICES).await?;
                 // The gateway refuses callers from their headers, before
                 // forwarding a byte; ingest checks the same token again.
                 let denials = Denials::new();
                 let auth = a.auth.layer().await?.with_denials(denials.clone());
                 let reports = DenialReports::start(denials, audit, "gateway");
                 let grpc = crate::identity::guarded(
-                    tonic::service::Routes::new(IngestServiceServer::new(ingest))
+                    tonic::service::Routes::new(
+                        IngestServiceServer::new(ingest)
+                            .max_decoding_message_size(evault_proto::transport::MAX_MESSAGE),
+                    )
                         .add_service(EvidenceServiceServer::new(evidence))
                         .add_service(TreeServiceServer::new(tree.clone())),
                     &auth,
@@ -256,6 +273,10 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
     with_store!(storage, store => {
         let tree = TreeGrpc::standby(&a.origin, LogReader::new(&a.origin, store.clone()), Arc::new(publisher.clone()));
         announce("tree", &listener, tls.scheme())?;
+        if let Some(reporter) = a.probes.start(&[]).await? {
+            let tree = tree.clone();
+            tokio::spawn(async move { tree.report_health(reporter).await });
+        }
         let mut server = tokio::spawn(evault_tree::serve(a.connections.incoming(listener), tree.clone(), tls.server, shutdown_signal()));
         let mut leadership = match &a.storage.database_url {
             Some(url) => Some(lead(url, &a.origin, &mut server).await?),
@@ -283,17 +304,21 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
                     Err(e) => Err(usage(format!("tree server task: {e}"))),
                 }
             },
-            () = lost => {
-                tracing::error!("lost the log's leadership; exiting so a standby takes over");
-                Err(usage("lost the log's leadership"))
+            reason = lost => {
+                tracing::error!(%reason, "lost the log's leadership; exiting so a standby takes over");
+                Err(usage(format!("lost the log's leadership: {reason}")))
             }
         }
     })
 }
 
-/// Waits until this process leads `origin`, polling every second, unless
-/// the server stops first.
-async fn lead(
+/// How often a standby tries to take the lead: a leader that is gone
+/// (its session ended, or its lease ran out) is replaced within this.
+const STANDBY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits until this process leads `origin`, trying every
+/// [`STANDBY_POLL`], unless the server stops first.
+pub(crate) async fn lead(
     url: &str,
     origin: &str,
     server: &mut tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -310,7 +335,7 @@ async fn lead(
             Err(error) => tracing::warn!(%error, "cannot reach the database to take the lead"),
         }
         tokio::select! {
-            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(STANDBY_POLL) => {}
             _ = &mut *server => return Err(usage("the tree server stopped while standing by")),
         }
     }

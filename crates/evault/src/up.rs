@@ -8,7 +8,7 @@ use crate::identity::AuthArgs;
 use crate::outcome::{Outcome, usage};
 use crate::signer_store::{adopt_legacy, signer_file};
 use crate::signing_keys::SigningKeyArgs;
-use crate::vault::{DataDir, StorageArgs, bind, run_all, shutdown_signal, with_store};
+use crate::vault::{DataDir, Front, StorageArgs, bind, run_all, shutdown_signal, with_store};
 use crate::web::WebArgs;
 
 /// Run the whole vault in one process: ingest, tree, signer and gateway.
@@ -43,6 +43,8 @@ pub(crate) struct UpArgs {
     connections: ConnectionArgs,
     #[command(flatten)]
     web: WebArgs,
+    #[command(flatten)]
+    probes: crate::probes::ProbeArgs,
 }
 
 pub(crate) fn run(args: UpArgs) -> Outcome {
@@ -52,8 +54,12 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
     let telemetry = crate::telemetry::start(&runtime, "evault");
     let cors = args.web.cors()?;
     let outcome = runtime.block_on(async move {
-        std::fs::create_dir_all(&args.storage.data_dir)
-            .map_err(|e| usage(format!("--data-dir {}: {e}", args.storage.data_dir.display())))?;
+        std::fs::create_dir_all(&args.storage.data_dir).map_err(|e| {
+            usage(format!(
+                "--data-dir {}: {e}",
+                args.storage.data_dir.display()
+            ))
+        })?;
         let data = DataDir {
             dir: args.storage.data_dir.clone(),
         };
@@ -62,12 +68,24 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
         let local = args.auth.layer_or_local(&data.dir).await?;
         let rate = args.auth.rate_limit()?;
         let storage = args.storage.open().await?;
+        // On PostgreSQL another process could sequence the same log (a
+        // second `evault up`, a `serve tree`): the log's lock decides, as
+        // it does between trees. `up` does not stand by: it is one
+        // process, so a second one is a mistake to say. It waits only as
+        // long as a lock of a process that just died takes to go (its
+        // session ending, or its lease running out: a restart).
+        let mut leadership = match &args.storage.database_url {
+            Some(url) => Some(take_lead(url, &origin).await?),
+            None => None,
+        };
         // The signer's record is a file of its own, apart from the log
         // wherever the log is, so that restoring the log's storage cannot
         // roll it back.
         let signer_store = signer_file(&data.dir)?;
         let listener = bind(&args.listen).await?;
-        let addr = listener.local_addr().map_err(|e| usage(format!("--listen: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| usage(format!("--listen: {e}")))?;
         println!("evault up: serving {origin} on http://{addr}");
         println!("  verifier key  {}", data.verifier_key().display());
         match &local.dev_token {
@@ -86,12 +104,51 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
             "  signer record {}",
             data.dir.join(evault_storage::signer::SIGNER_FILE).display()
         );
+        let probe = args.probes.start(&evault_proto::PUBLIC_SERVICES).await?;
         with_store!(storage, store => {
             adopt_legacy(&store, &signer_store).await?;
             let signer = CheckpointSigner::new(&origin, keys, signer_store).map_err(usage)?;
-            run_all(store, signer, local.layer, rate, args.connections.incoming(listener), cors, shutdown_signal()).await
+            let front = Front { incoming: args.connections.incoming(listener), cors, probe };
+            let served = run_all(store, signer, local.layer, rate, front, shutdown_signal());
+            match leadership.as_mut() {
+                None => served.await,
+                Some(leadership) => tokio::select! {
+                    served = served => served,
+                    reason = leadership.lost() => {
+                        tracing::error!(%reason, "lost the log's leadership; stopping");
+                        Err(usage(format!("lost the log's leadership: {reason}")))
+                    }
+                },
+            }
         })
     });
     telemetry.stop();
     outcome
+}
+
+/// How long `up` waits for the log's lock before saying another process
+/// holds it: over the lease of a leader that died without closing.
+const LEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the lead of `origin` in the database at `url`, waiting at most
+/// [`LEAD_WAIT`] for a lock left by a process that just died.
+async fn take_lead(
+    url: &str,
+    origin: &str,
+) -> Result<evault_storage::postgres::Leadership, crate::outcome::Failure> {
+    let deadline = tokio::time::Instant::now() + LEAD_WAIT;
+    loop {
+        let taken = evault_storage::postgres::PostgresStore::try_lead(url, origin)
+            .await
+            .map_err(|e| usage(format!("--database-url: {e}")))?;
+        if let Some(leadership) = taken {
+            return Ok(leadership);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(usage(format!(
+                "another process (a tree, or another `evault up`) leads {origin} in this database"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

@@ -188,15 +188,22 @@ pub(crate) fn write_file(path: &Path, text: &str, public: bool) -> Result<(), Fa
         .map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
-/// Every role in this process, serving `incoming` until `shutdown`: the
+/// Where `evault up` answers: its listener's connections, the browser
+/// origins it admits, and the health port's reporter, if it has one.
+pub(crate) struct Front {
+    pub(crate) incoming: GuardedIncoming,
+    pub(crate) cors: evault_gateway::Cors,
+    pub(crate) probe: Option<tonic_health::server::HealthReporter>,
+}
+
+/// Every role in this process, serving `front` until `shutdown`: the
 /// log in `store`, signed by `signer`, whose record is kept apart from it.
 pub(crate) async fn run_all<S>(
     store: S,
     signer: CheckpointSigner<SignerFile>,
     auth: AuthLayer,
     rate: Option<RateLimit>,
-    incoming: GuardedIncoming,
-    cors: evault_gateway::Cors,
+    front: Front,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Failure>
 where
@@ -215,6 +222,19 @@ where
     let auth = auth.with_denials(denials.clone());
     let reports = DenialReports::start(denials, Arc::new(trail.clone()), "up");
     let sequencing = sequencer.sequencing();
+    let Front {
+        incoming,
+        cors,
+        probe,
+    } = front;
+    if let Some(reporter) = probe {
+        // Appends follow the sequencer, as on the vault's own port.
+        tokio::spawn(crate::probes::follow(
+            reporter,
+            "evault.v1.IngestService",
+            sequencer.sequencing(),
+        ));
+    }
     let batcher = Batcher::start(Arc::clone(&sequencer), BatchConfig::default());
     let ingest = IngestGrpc::new(auth.clone(), rate, store.clone(), batcher);
     let evidence = EvidenceGrpc::new(auth.clone(), store.clone(), Arc::new(trail.clone()));

@@ -238,10 +238,10 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
     let token = tmp.path().join("token");
     std::fs::write(&token, minted).expect("token");
     let Roles {
-        signer,
-        tree,
-        ingest,
-        gateway,
+        mut signer,
+        mut tree,
+        mut ingest,
+        mut gateway,
     } = Roles::start(
         env!("CARGO_BIN_EXE_evault"),
         ORIGIN,
@@ -250,9 +250,40 @@ fn four_roles_under_mutual_tls_serve_only_their_callers() {
         &issuer,
         |role, command| {
             command.args(certs.flags(role));
+            command.args(["--health-listen", "127.0.0.1:0"]);
         },
     );
     assert!(signer.url.starts_with("https://"), "{}", signer.url);
+
+    // Probes that present no certificate (Kubernetes' gRPC probes) read
+    // each role's health on its plaintext health port, and nothing else.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for (server, services) in [
+        (&mut signer, &["", "evault.v1.SignerService"][..]),
+        (
+            &mut tree,
+            &["", "evault.v1.TreeService", "evault.v1.SequencerService"][..],
+        ),
+        (
+            &mut ingest,
+            &["", "evault.v1.IngestService", "evault.v1.EvidenceService"][..],
+        ),
+        (
+            &mut gateway,
+            &["", "evault.v1.IngestService", "evault.v1.TreeService"][..],
+        ),
+    ] {
+        let health = server.health_url();
+        for service in services {
+            runtime.block_on(evault_test_support::health::reaches(
+                &health,
+                service,
+                evault_test_support::health::ServingStatus::Serving,
+            ));
+        }
+        let metrics = ureq::get(format!("{health}/metrics")).call();
+        assert!(metrics.is_err(), "the health port serves health only");
+    }
 
     // An append through the gateway, over TLS, verifies.
     let files: Vec<String> = (0..20)

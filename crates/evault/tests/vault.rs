@@ -482,3 +482,49 @@ fn four_roles_as_separate_processes_with_a_standby_tree() {
     schema.drop_blocking();
     signer_schema.drop_blocking();
 }
+
+/// Two `evault up` on one PostgreSQL database would both sequence the same
+/// log: the second is refused at once, naming why, and the first goes on.
+#[test]
+fn a_second_up_on_the_same_database_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let schema = postgres_schema();
+    let origin = "vault.example/one-up";
+    let first_dir = tmp.path().join("first");
+    let mut args = up_args(&first_dir, &Backend::Postgres, &schema.url);
+    args.extend(["--origin".into(), origin.into()]);
+    let first = start_up(&args);
+    let second_dir = tmp.path().join("second");
+    let mut second = up_args(&second_dir, &Backend::Postgres, &schema.url);
+    second.extend(["--origin".into(), origin.into()]);
+    // Spawned, not run to its end: a second `up` that is not refused
+    // would serve for ever.
+    let mut child = evault()
+        .args(&second)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a second `evault up` on the same log went on serving");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another process") && stderr.contains(origin),
+        "{stderr}"
+    );
+    let checkpoint = run(&["checkpoint", "--server", &first.url]);
+    ok(&checkpoint);
+    drop(first);
+    schema.drop_blocking();
+}

@@ -27,8 +27,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::ClientTlsConfig;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Largest message forwarded: a full page of entries.
-const MAX_MESSAGE: usize = 64 << 20;
+use evault_proto::transport::{MAX_ANSWER, MAX_MESSAGE, within};
 
 /// A lazily connected channel to `role` at `endpoint`, its calls carrying
 /// the gateway's trace context.
@@ -61,7 +60,7 @@ impl IngestProxy {
     pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
         Ok(IngestProxy {
             client: IngestServiceClient::new(channel(endpoint, "ingest", tls)?)
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(MAX_ANSWER)
                 .max_encoding_message_size(MAX_MESSAGE),
         })
     }
@@ -79,7 +78,7 @@ impl EvidenceProxy {
     pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
         Ok(EvidenceProxy {
             client: EvidenceServiceClient::new(channel(endpoint, "ingest", tls)?)
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(MAX_ANSWER)
                 .max_encoding_message_size(MAX_MESSAGE),
         })
     }
@@ -92,10 +91,13 @@ impl EvidenceService for EvidenceProxy {
         request: Request<GetEvidenceRequest>,
     ) -> Result<Response<GetEvidenceResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .get_evidence(forward(&metadata, message))
-            .await
+        within(
+            "ingest",
+            self.client
+                .clone()
+                .get_evidence(forward(&metadata, message)),
+        )
+        .await
     }
 
     async fn erase_evidence(
@@ -103,10 +105,13 @@ impl EvidenceService for EvidenceProxy {
         request: Request<EraseEvidenceRequest>,
     ) -> Result<Response<EraseEvidenceResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .erase_evidence(forward(&metadata, message))
-            .await
+        within(
+            "ingest",
+            self.client
+                .clone()
+                .erase_evidence(forward(&metadata, message)),
+        )
+        .await
     }
 }
 
@@ -119,10 +124,11 @@ impl IngestService for IngestProxy {
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        self.client
-            .clone()
-            .append(forward(&metadata, message))
-            .await
+        within(
+            "ingest",
+            self.client.clone().append(forward(&metadata, message)),
+        )
+        .await
     }
 
     type AppendStreamStream = AppendStream;
@@ -135,16 +141,18 @@ impl IngestService for IngestProxy {
         // A broken inbound stream ends the forwarded one; ingest then
         // answers what it received.
         let outbound = inbound.map_while(Result::ok);
-        let responses = self
-            .client
-            .clone()
-            .append_stream(forward(&metadata, outbound))
-            .await
-            .map_err(evault_proto::transport::stream_end)?
-            .into_inner()
-            // Ingest lost mid-stream (restarted, killed): the caller is
-            // told to retry, which is safe since appends are idempotent.
-            .map(|response| response.map_err(evault_proto::transport::stream_end));
+        let responses = within(
+            "ingest",
+            self.client
+                .clone()
+                .append_stream(forward(&metadata, outbound)),
+        )
+        .await
+        .map_err(evault_proto::transport::stream_end)?
+        .into_inner()
+        // Ingest lost mid-stream (restarted, killed): the caller is
+        // told to retry, which is safe since appends are idempotent.
+        .map(|response| response.map_err(evault_proto::transport::stream_end));
         Ok(Response::new(Box::pin(responses)))
     }
 }
@@ -161,7 +169,7 @@ impl TreeProxy {
     /// Forwards to the trees at `endpoints`, connected lazily.
     pub fn new(endpoints: &[String], tls: Option<&ClientTlsConfig>) -> Result<Self, String> {
         let trees = Failover::connect_lazy(endpoints, "tree", tls, |channel| {
-            TreeServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE)
+            TreeServiceClient::new(channel).max_decoding_message_size(MAX_ANSWER)
         })?;
         Ok(TreeProxy {
             trees: Arc::new(trees),

@@ -73,8 +73,8 @@ impl RemoteTree {
             origin: origin.to_string(),
             trees: Failover::connect_lazy(endpoints, "tree", tls, |channel| {
                 SequencerServiceClient::new(channel)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20)
+                    .max_decoding_message_size(evault_proto::transport::MAX_ANSWER)
+                    .max_encoding_message_size(evault_proto::transport::MAX_MESSAGE)
             })?,
         })
     }
@@ -150,6 +150,10 @@ impl SequenceBatch for RemoteTree {
 pub struct BatchConfig {
     /// The most entries one batch carries.
     pub max_batch: usize,
+    /// The most entry bytes one batch carries (at least one entry goes in
+    /// every batch): the batch and tree's answer must fit one message
+    /// ([`evault_proto::transport::MAX_MESSAGE`]).
+    pub max_batch_bytes: usize,
     /// Entries that may wait in all; beyond, callers are pushed back.
     pub backlog: usize,
     /// Batches sent to tree and not yet answered. Two let tree commit one
@@ -162,6 +166,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_batch: 4096,
+            max_batch_bytes: evault_proto::transport::MAX_ENTRY_BYTES,
             backlog: 65_536,
             in_flight: 2,
         }
@@ -315,7 +320,11 @@ async fn run<T: SequenceBatch>(
     mut waiting: mpsc::Receiver<Waiting>,
 ) {
     let slots = Arc::new(Semaphore::new(config.in_flight.max(1)));
-    let mut batch = Vec::with_capacity(config.max_batch);
+    let max_batch = config.max_batch.max(1);
+    let mut batch = Vec::with_capacity(max_batch);
+    // Entries taken from the queue that did not fit the last batch's
+    // bytes: they lead the next one.
+    let mut carried: Vec<Waiting> = Vec::new();
     let mut seq = 0u64;
     loop {
         // A slot first, then the entries: while every slot is taken,
@@ -323,11 +332,22 @@ async fn run<T: SequenceBatch>(
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        // Waits only while nothing is queued; then takes everything
-        // already there, up to a full batch.
-        if waiting.recv_many(&mut batch, config.max_batch.max(1)).await == 0 {
-            return;
+        if carried.is_empty() {
+            // Waits only while nothing is queued; then takes everything
+            // already there, up to a full batch.
+            if waiting.recv_many(&mut batch, max_batch).await == 0 {
+                return;
+            }
+        } else {
+            batch.append(&mut carried);
+            while batch.len() < max_batch {
+                match waiting.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
         }
+        carried = batch.split_off(within_bytes(&batch, config.max_batch_bytes));
         let mut entries = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         let mut appends = Vec::with_capacity(batch.len());
@@ -350,6 +370,20 @@ async fn run<T: SequenceBatch>(
             .instrument(span),
         );
     }
+}
+
+/// How many of `batch`, from the first, fit in `max_bytes` of entries: at
+/// least one, so that every entry is sent (an entry is at most 64 KiB,
+/// far below any byte bound).
+fn within_bytes(batch: &[Waiting], max_bytes: usize) -> usize {
+    let mut bytes = 0;
+    batch
+        .iter()
+        .position(|w| {
+            bytes += w.entry.entry.len();
+            bytes > max_bytes
+        })
+        .map_or(batch.len(), |over| over.max(1))
 }
 
 /// Answers each caller of a batch with its receipt, or the batch's error.
@@ -455,6 +489,7 @@ mod tests {
         });
         let config = BatchConfig {
             max_batch,
+            max_batch_bytes: 1 << 20,
             backlog,
             in_flight,
         };
@@ -477,6 +512,30 @@ mod tests {
         let rest = (1..=100).map(|n| batcher.submit(entry(n)).expect("queued"));
         release_all(&tree, std::iter::once(first).chain(rest).collect()).await;
         assert_eq!(sizes(&tree), [1, 64, 36]);
+    }
+
+    /// Entries past a batch's byte bound lead the next batch; none is
+    /// lost or reordered, and an entry alone over the bound still goes.
+    #[tokio::test]
+    async fn a_batch_stops_at_its_byte_bound() {
+        let (tree, batcher) = held(64, 1024, 1);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        // 300 KiB each against the 1 MiB bound: three fit in a batch.
+        let big = |n: u8| NewEntry {
+            entry: vec![n; 300 << 10],
+            dedup_key: [n; 32],
+        };
+        let mut answers = vec![first];
+        answers.extend((1..=7).map(|n| batcher.submit(big(n)).expect("queued")));
+        answers.push(batcher.submit(entry(8)).expect("queued"));
+        let oversized = NewEntry {
+            entry: vec![9; 2 << 20],
+            dedup_key: [9; 32],
+        };
+        answers.push(batcher.submit(oversized).expect("queued"));
+        release_all(&tree, answers).await;
+        assert_eq!(sizes(&tree), [1, 3, 3, 2, 1]);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use tower::Layer as _;
 
 use evault_auth::{AuthLayer, AuthService};
 
-use crate::grpc::{MAX_MESSAGE, caller, now_ms, storage_status};
+use crate::grpc::{caller, now_ms, storage_status};
 
 /// Longest reason for an erasure, in bytes.
 pub const MAX_REASON: usize = 1024;
@@ -60,7 +60,7 @@ impl<E: EvidenceStore, A: AuditRecorder> EvidenceGrpc<E, A> {
         let auth = self.auth.clone();
         auth.layer(
             EvidenceServiceServer::new(self)
-                .max_encoding_message_size(MAX_MESSAGE + 1024)
+                .max_encoding_message_size(evault_proto::transport::MAX_ANSWER)
                 .max_decoding_message_size(MAX_REASON + 1024),
         )
     }

@@ -44,7 +44,7 @@ pub const STREAMS_IN_FLIGHT: usize = 32_768;
 /// Answers buffered per stream beyond those HTTP/2 is sending.
 const STREAM_OUT: usize = 64;
 /// Largest request message: a statement with its evidence bytes.
-pub const MAX_MESSAGE: usize = 16 << 20;
+pub use evault_proto::transport::MAX_MESSAGE;
 
 /// The gRPC face of ingest.
 pub struct IngestGrpc<E> {
@@ -259,10 +259,12 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
         // Pending answers in request order, each holding its permit; the
         // bound is the stream's window: when full, or when every stream
         // together has its fill in flight, reading stops.
-        let (pending_tx, mut pending) = mpsc::channel::<Pending>(STREAM_WINDOW);
+        // The stream's end, when reading fails, goes the same way: after
+        // the answers to every request read before it, so that no entry
+        // logged goes without its receipt.
+        let (pending_tx, mut pending) = mpsc::channel::<Queued>(STREAM_WINDOW);
         let inner = Arc::clone(&self.inner);
         let metrics = self.inner.metrics;
-        let reader_out = out.clone();
         // The stream's reader runs in the stream's span, so that each
         // append it queues is a child of the call.
         let span = tracing::Span::current();
@@ -290,15 +292,14 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
                                 queued,
                                 _permit: permit,
                             };
-                            if pending_tx.send(item).await.is_err() {
+                            if pending_tx.send(Queued::Request(item)).await.is_err() {
                                 break;
                             }
                         }
                         Ok(None) => break,
                         Err(status) => {
-                            let _ = reader_out
-                                .send(Err(evault_proto::transport::stream_end(status)))
-                                .await;
+                            let end = evault_proto::transport::stream_end(status);
+                            let _ = pending_tx.send(Queued::End(end)).await;
                             break;
                         }
                     }
@@ -307,7 +308,14 @@ impl<E: EvidenceStore> IngestService for IngestGrpc<E> {
             .instrument(span),
         );
         tokio::spawn(async move {
-            while let Some(item) = pending.recv().await {
+            while let Some(queued) = pending.recv().await {
+                let item = match queued {
+                    Queued::Request(item) => item,
+                    Queued::End(status) => {
+                        let _ = out.send(Err(status)).await;
+                        break;
+                    }
+                };
                 let outcome = match item.queued {
                     Ok(answer) => answered(answer).await,
                     Err(status) => Err(status),
@@ -346,6 +354,15 @@ pub(crate) fn caller<T>(request: &Request<T>) -> Result<String, Status> {
         .get::<Principal>()
         .map(|p| p.name.clone())
         .ok_or_else(|| Status::unauthenticated("no authenticated principal"))
+}
+
+/// What a stream's reader hands its answerer, in the order read.
+enum Queued {
+    /// A request, to be answered.
+    Request(Pending),
+    /// Reading failed: the stream ends with this status once every request
+    /// before it is answered.
+    End(Status),
 }
 
 /// One streamed request awaiting its answer.

@@ -573,10 +573,61 @@ async fn stream_answers_every_request_in_order() {
     assert_eq!(indices.len(), 2999);
 }
 
+/// A stream whose reading fails (here: a message over the size limit)
+/// ends with that status only after the receipts of every statement read
+/// before it: each was logged, and its caller must learn where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_with_its_error_after_the_receipts_before_it() {
+    // Batches take 300 ms: the error is known long before the receipts.
+    let vault = start(BatchConfig::default(), true).await;
+    let mut client = client(&vault).await.max_encoding_message_size(64 << 20);
+    let mut requests: Vec<AppendStreamRequest> = (0..20u32)
+        .map(|n| AppendStreamRequest {
+            request_id: u64::from(n),
+            statement: Some(statement(n)),
+        })
+        .collect();
+    let oversized = vec![7u8; evault_proto::transport::MAX_MESSAGE + 1];
+    requests.push(AppendStreamRequest {
+        request_id: 20,
+        statement: Some(EvidenceStatement {
+            sha256: sha256(&oversized).to_vec(),
+            size: oversized.len() as u64,
+            content: Some(oversized),
+            ..statement(20)
+        }),
+    });
+    let mut responses = client
+        .append_stream(authed(tokio_stream::iter(requests)))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut receipts = 0u64;
+    let end = loop {
+        match responses.message().await {
+            Ok(Some(response)) => {
+                assert_eq!(response.request_id, receipts, "in request order");
+                match response.outcome.expect("outcome") {
+                    Outcome::Receipt(receipt) => {
+                        verify(&vault, &receipt);
+                    }
+                    Outcome::Error(error) => panic!("request {receipts}: {error:?}"),
+                }
+                receipts += 1;
+            }
+            Ok(None) => panic!("the stream ended without its error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(receipts, 20, "every statement read before the error");
+    assert_eq!(end.code(), Code::OutOfRange, "{end:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_backlog_pushes_back_with_retry_advice() {
     let config = BatchConfig {
         max_batch: 1,
+        max_batch_bytes: evault_proto::transport::MAX_ENTRY_BYTES,
         backlog: 1,
         in_flight: 1,
     };
@@ -665,4 +716,86 @@ async fn a_principal_over_its_rate_is_told_when_to_retry_and_its_stream_held_bac
         }
     }
     assert_eq!(receipts, 30);
+}
+
+/// A tree serving `SequencerService` on a real port, over the embedded
+/// store and an in-process signer; its address, and what keeps it alive.
+async fn tree_server() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+    let signer_store = SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file");
+    let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer");
+    let sequencer = Sequencer::open(ORIGIN, store.clone(), signer)
+        .await
+        .expect("tree");
+    let tree = evault_tree::TreeGrpc::new(sequencer, evault_tree::LogReader::new(ORIGIN, store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let incoming = evault_proto::transport::incoming(
+        listener,
+        evault_proto::guard::ConnectionLimits::default(),
+    );
+    tokio::spawn(evault_tree::serve(
+        incoming,
+        tree,
+        None,
+        std::future::pending(),
+    ));
+    (format!("http://{addr}"), dir)
+}
+
+/// An evidence entry of about 60 KiB: the most labels, each long.
+fn large_entry(n: u32) -> NewEntry {
+    let entry = EvidenceEntry {
+        digest: sha256(&n.to_be_bytes()),
+        size: 4,
+        received_ms: 1_700_000_000_000,
+        media_type: "application/octet-stream".into(),
+        name: Some(format!("large-{n}")),
+        principal: "dev".into(),
+        labels: (0..60)
+            .map(|k| (format!("label-{k:02}"), "x".repeat(1000)))
+            .collect(),
+    };
+    let bytes = entry.encode().expect("a valid entry");
+    assert!(bytes.len() > 60_000, "entry of {} bytes", bytes.len());
+    NewEntry {
+        dedup_key: entry.dedup_key().expect("dedup key"),
+        entry: bytes,
+    }
+}
+
+/// A batch carrying more than tonic's default 4 MiB to a tree in another
+/// process is sequenced: every role takes the same message size, and a
+/// batch's bytes are bounded below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_large_entries_reaches_a_remote_tree() {
+    let (url, _tree) = tree_server().await;
+    let remote = evault_ingest::RemoteTree::new(std::slice::from_ref(&url), ORIGIN, None)
+        .expect("remote tree");
+    let batch: Vec<NewEntry> = (0..80).map(large_entry).collect();
+    let bytes: usize = batch.iter().map(|e| e.entry.len()).sum();
+    assert!(bytes > 4 << 20, "the batch holds {bytes} bytes");
+    let sequenced = SequenceBatch::sequence(&remote, batch)
+        .await
+        .expect("a batch over 4 MiB is sequenced");
+    assert_eq!(sequenced.size, 80);
+    let indices: Vec<u64> = sequenced.entries.iter().map(|e| e.index).collect();
+    assert_eq!(indices, (0..80).collect::<Vec<u64>>());
+
+    // Through the batcher, the same entries go in batches within the
+    // byte bound, and every one is answered.
+    let batcher = Batcher::start(
+        Arc::new(evault_ingest::RemoteTree::new(&[url], ORIGIN, None).expect("remote tree")),
+        BatchConfig::default(),
+    );
+    let answers: Vec<_> = (100..300)
+        .map(|n| batcher.submit(large_entry(n)).expect("queued"))
+        .collect();
+    for answer in answers {
+        answer.await.expect("answered").expect("sequenced");
+    }
 }

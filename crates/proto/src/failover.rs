@@ -16,6 +16,8 @@ const PAUSE: Duration = Duration::from_millis(200);
 pub struct Failover<C> {
     clients: Vec<C>,
     current: AtomicUsize,
+    /// The role the replicas play, as errors name it.
+    role: String,
 }
 
 impl<C: Clone> Failover<C> {
@@ -27,6 +29,7 @@ impl<C: Clone> Failover<C> {
         Ok(Failover {
             clients,
             current: AtomicUsize::new(0),
+            role: "replica".into(),
         })
     }
 
@@ -49,11 +52,14 @@ impl<C: Clone> Failover<C> {
                 Ok(client(crate::telemetry::traced(channel)))
             })
             .collect::<Result<_, String>>()?;
-        Failover::new(clients).map_err(|_| format!("no {role} address"))
+        let mut failover = Failover::new(clients).map_err(|_| format!("no {role} address"))?;
+        failover.role = role.to_string();
+        Ok(failover)
     }
 
     /// Calls `call` on the replica that answered last, then on the others
-    /// in turn while they answer `UNAVAILABLE`; any other answer is final.
+    /// in turn while they answer `UNAVAILABLE` (or none within
+    /// [`crate::transport::CALL_TIMEOUT`]); any other answer is final.
     /// When none answers, tries again every 200 ms until `window` has
     /// passed (at least one round, even for a zero window), then returns
     /// the last `UNAVAILABLE`. Only for calls that are safe to repeat.
@@ -68,7 +74,7 @@ impl<C: Clone> Failover<C> {
             let mut last = Status::unavailable("no replica answered");
             for offset in 0..self.clients.len() {
                 let at = (start + offset) % self.clients.len();
-                match call(self.clients[at].clone()).await {
+                match crate::transport::within(&self.role, call(self.clients[at].clone())).await {
                     Ok(answer) => {
                         self.current.store(at, Ordering::Relaxed);
                         return Ok(answer);

@@ -35,11 +35,57 @@ pub const STREAM_WINDOW: u32 = 256 << 10;
 /// they are read. h2's budget for small frames is half of it.
 pub const CONNECTION_WINDOW: u32 = 16 << 20;
 
+/// The largest gRPC message any role takes or sends, on either end of
+/// every connection: one statement with its evidence bytes (an upload,
+/// forwarded by the gateway as it came), and a batch to tree with its
+/// answer. One figure for every role, so that no hop refuses what the
+/// hop before it accepted (`docs/limits.md`).
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// The largest answer any role or client decodes: an answer repeats at
+/// most one request's payload (evidence read back, a batch's entries)
+/// with what the vault adds to it (metadata, proofs, a checkpoint).
+pub const MAX_ANSWER: usize = MAX_MESSAGE + (64 << 10);
+
+/// Entry bytes one message carries at most when it carries many entries:
+/// a batch from ingest to tree, a page of `GetEntries`. Entries are up to
+/// 64 KiB each, so 4096 of them could be 256 MiB; bounded here, a batch
+/// and its answer (entries, plus at most 64 proof hashes per entry) stay
+/// well under [`MAX_MESSAGE`] and no caller's large entry fails a batch.
+pub const MAX_ENTRY_BYTES: usize = 4 << 20;
+
 /// How often an idle connection is probed, and how long an answer may
 /// take: a peer that vanished without closing is noticed within half a
 /// minute instead of never.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long opening a connection to another role may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one call from a role to another may take before the caller
+/// gives up on it: a batch to tree, a checkpoint to the signer, a call
+/// the gateway forwards. Every one of them normally takes milliseconds;
+/// one that takes this long is stuck (a stalled peer, a partition), and
+/// a caller holding a lock or a client's request must not wait for ever.
+/// A stream's call is bounded until its answer starts, not to its end.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `call` to `role`, given up after [`CALL_TIMEOUT`] as `UNAVAILABLE`
+/// (retrying may succeed, with this replica or another).
+/// A call that broke in transport is `UNAVAILABLE` too ([`broken_call`]).
+pub async fn within<T>(
+    role: &str,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(answer) => answer.map_err(|status| broken_call(role, status)),
+        Err(_) => Err(tonic::Status::unavailable(format!(
+            "{role} did not answer within {} s",
+            CALL_TIMEOUT.as_secs()
+        ))),
+    }
+}
 
 /// A gRPC server builder with the vault's transport settings, each call
 /// to a vault service in a span continuing its caller's trace
@@ -65,12 +111,27 @@ pub fn incoming(listener: TcpListener, limits: ConnectionLimits) -> GuardedIncom
 /// A client endpoint for `url` with the vault's transport settings.
 pub fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
         .keep_alive_while_idle(true))
+}
+
+/// A call to `role` that broke in transport (the peer died or its
+/// connection was cut mid-call: tonic says `UNKNOWN` "transport error",
+/// or `CANCELLED` for a reset stream) is `UNAVAILABLE`: nothing more will
+/// come of it, and retrying, with this replica or another, may succeed.
+/// Every other status passes as it is.
+pub fn broken_call(role: &str, status: tonic::Status) -> tonic::Status {
+    match status.code() {
+        tonic::Code::Unknown | tonic::Code::Cancelled => {
+            tonic::Status::unavailable(format!("the call to {role} broke: {}", status.message()))
+        }
+        _ => status,
+    }
 }
 
 /// The status that ends a stream whose connection (to the caller, or to
@@ -103,6 +164,28 @@ mod tests {
             unreachable!("the stream neither ends nor fails");
         };
         assert!(connection.get_ref().nodelay().expect("read TCP_NODELAY"));
+    }
+
+    #[test]
+    fn a_call_broken_in_transport_is_unavailable() {
+        for broken in [
+            tonic::Status::unknown("transport error"),
+            tonic::Status::cancelled("operation was canceled"),
+        ] {
+            let status = broken_call("tree", broken);
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            assert!(status.message().starts_with("the call to tree broke"));
+        }
+        let refused = broken_call("tree", tonic::Status::failed_precondition("diverged"));
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_never_answers_is_given_up_as_unavailable() {
+        let never = std::future::pending::<Result<(), tonic::Status>>();
+        let status = within("the signer", never).await.expect_err("given up");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("did not answer within"));
     }
 
     #[test]

@@ -52,7 +52,10 @@ pub async fn serve<S: SignerStore>(
         tls.as_ref(),
     )?
     .add_routes(evault_metrics::role_routes())
-    .add_service(SignerServiceServer::new(SignerGrpc::new(signer)))
+    .add_service(
+        SignerServiceServer::new(SignerGrpc::new(signer))
+            .max_decoding_message_size(evault_proto::transport::MAX_MESSAGE),
+    )
     .serve_with_incoming_shutdown(incoming, shutdown)
     .await
 }

@@ -306,7 +306,21 @@ impl<S: SignerStore> CheckpointSigner<S> {
             .await
         {
             Ok(()) => Ok(signed.checkpoint),
-            Err(StorageError::HeadMoved { .. }) => Err(SignError::Raced(origin.clone())),
+            Err(StorageError::HeadMoved { .. }) => {
+                // Another replica recorded first. If it recorded this very
+                // head (two trees, or a retry, asking at once), its note is
+                // the answer, as for any repeated request; anything else
+                // is a race to retry.
+                let now = self
+                    .store
+                    .last_signed(origin)
+                    .await
+                    .map_err(SignError::Storage)?;
+                match now {
+                    Some(now) if now.head == request.new => Ok(now.checkpoint),
+                    _ => Err(SignError::Raced(origin.clone())),
+                }
+            }
             Err(e) => Err(SignError::Storage(e)),
         }
     }
@@ -384,6 +398,53 @@ mod tests {
                 proof,
             }
         }
+    }
+
+    /// A signer's record that another replica writes first, once: it
+    /// records the same head just before this replica does.
+    struct Raced {
+        inner: SignerFile,
+        racer: std::sync::atomic::AtomicBool,
+    }
+
+    impl SignerStore for Raced {
+        async fn last_signed(&self, origin: &str) -> Result<Option<SignedHead>, StorageError> {
+            self.inner.last_signed(origin).await
+        }
+
+        async fn record_signed(
+            &self,
+            origin: &str,
+            previous: Option<TreeHead>,
+            signed: &SignedHead,
+        ) -> Result<(), StorageError> {
+            if !self.racer.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let theirs = SignedHead {
+                    head: signed.head,
+                    checkpoint: b"the other replica's note".to_vec(),
+                };
+                self.inner.record_signed(origin, previous, &theirs).await?;
+            }
+            self.inner.record_signed(origin, previous, signed).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sign_raced_for_the_same_head_answers_the_recorded_note() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (key, _) = SigningKey::generate(ORIGIN).expect("key");
+        let store = Raced {
+            inner: SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("store"),
+            racer: std::sync::atomic::AtomicBool::new(false),
+        };
+        let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], store).expect("signer");
+        let mut log = Log::default();
+        log.grow(3, "race");
+        let note = signer
+            .sign(&log.request(TreeHead::empty()))
+            .await
+            .expect("the head was signed, by the other replica");
+        assert_eq!(note, b"the other replica's note");
     }
 
     fn signer(dir: &std::path::Path) -> CheckpointSigner<SignerFile> {

@@ -381,6 +381,20 @@ impl LogStore for EmbeddedStore {
                             .map_err(backend)?;
                     }
                 }
+                // The latest CHECKPOINTS_KEPT stay; older ones go, a
+                // bounded number per publication (as in PostgreSQL).
+                let superseded: Vec<u64> = checkpoints
+                    .range((id, 0)..=(id, u64::MAX))
+                    .map_err(backend)?
+                    .rev()
+                    .skip(crate::CHECKPOINTS_KEPT)
+                    .take(crate::PRUNED_PER_PUBLISH)
+                    .map(|row| row.map(|(k, _)| k.value().1))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(backend)?;
+                for old in superseded {
+                    checkpoints.remove((id, old)).map_err(backend)?;
+                }
             }
             txn.commit().map_err(backend)?;
             Ok(())

@@ -32,6 +32,19 @@
 //! saying who erased them, when and why stays for ever, and the entries
 //! naming their digest are untouched, so every proof still verifies.
 
+/// Checkpoints a store keeps per log: the latest this many. A checkpoint
+/// is stored per batch, so keeping all would grow the log's storage by a
+/// row per batch for ever; a proof against a checkpoint pruned since is
+/// `NOT_FOUND`, and one against the latest, with a consistency proof from
+/// the older size, says the same. Every checkpoint signed stays in the
+/// audit trail (`checkpoint.signed`).
+pub const CHECKPOINTS_KEPT: usize = 4096;
+
+/// Checkpoints pruned at most per publication: a log holding a long
+/// history (from before pruning) sheds it over many batches, never in one
+/// long statement.
+pub const PRUNED_PER_PUBLISH: usize = 64;
+
 pub mod embedded;
 pub mod postgres;
 pub mod signer;

@@ -25,8 +25,8 @@ use tokio_postgres::error::SqlState;
 
 use crate::signer::LegacySignerRecord;
 use crate::{
-    AppliedMigration, Erasure, EvidenceStore, Integration, LogStore, Result, SignedHead,
-    StorageError, StoredEvidence, TreeHead, check_batch,
+    AppliedMigration, CHECKPOINTS_KEPT, Erasure, EvidenceStore, Integration, LogStore,
+    PRUNED_PER_PUBLISH, Result, SignedHead, StorageError, StoredEvidence, TreeHead, check_batch,
 };
 
 mod embedded_migrations {
@@ -50,6 +50,11 @@ const EVIDENCE_LOCK: i32 = 0x6576_6964;
 const MAX_TIMESTAMP_MS: u64 = 9_224_318_015_999_999;
 
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StorageError {
+    // A statement cut by `statement_timeout` is the database being slow
+    // or stuck, not a bad request: retrying later may succeed.
+    if e.code() == Some(&SqlState::QUERY_CANCELED) {
+        return StorageError::Unavailable(e.to_string());
+    }
     if e.as_db_error().is_some() {
         StorageError::Backend(e.to_string())
     } else {
@@ -203,23 +208,77 @@ async fn holds_table(client: &tokio_postgres::Client, table: &str) -> Result<boo
 }
 
 /// Leadership of one log: a PostgreSQL session-level advisory lock held on
-/// a connection of its own. It ends when dropped, when the process dies or
-/// when the connection breaks; the database, not a replica count, decides
-/// who sequences.
+/// a connection of its own, as a lease. It ends when dropped, when the
+/// process dies, when the connection breaks, and when either side stops
+/// hearing from the other: the database, not a replica count, decides who
+/// sequences.
+///
+/// The lock's session is never idle: the leader asks the database
+/// something every [`HEARTBEAT`], and gives up leading when an answer
+/// takes over [`HEARTBEAT_TIMEOUT`] (a partition, a stalled or failed-over
+/// database). The database ends the session, releasing the lock for a
+/// standby, once it has heard nothing for [`LEASE`]
+/// (`idle_session_timeout`), whatever happened to the leader's host;
+/// without it, a dead host's session would hold the lock until the
+/// server's TCP keep-alives gave up, hours later. The leader gives up
+/// before the database lets go: [`HEARTBEAT`] + [`HEARTBEAT_TIMEOUT`]
+/// is under [`LEASE`].
 pub struct Leadership {
-    _client: tokio_postgres::Client,
-    connection: tokio::task::JoinHandle<()>,
+    watch: tokio::task::JoinHandle<String>,
 }
 
+/// How often the leader shows the database it is there.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+/// How long an answer to a heartbeat may take before the leader stops
+/// leading.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long the database keeps the lock of a leader it does not hear
+/// from.
+pub const LEASE: Duration = Duration::from_secs(3);
+
 impl Leadership {
-    /// Whether the lock is still held: false once its connection ended.
+    /// Whether the lock is still held, as far as this process knows.
     pub fn is_held(&self) -> bool {
-        !self.connection.is_finished()
+        !self.watch.is_finished()
     }
 
-    /// Completes when the lock is lost.
-    pub async fn lost(&mut self) {
-        let _ = (&mut self.connection).await;
+    /// Completes when the lock is lost, saying why.
+    pub async fn lost(&mut self) -> String {
+        match (&mut self.watch).await {
+            Ok(reason) => reason,
+            Err(error) => format!("the leadership task failed: {error}"),
+        }
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        // The task owns the lock's connection: ending it ends the session
+        // and releases the lock at once.
+        self.watch.abort();
+    }
+}
+
+/// Keeps the lock's session busy until it fails; returns why it did.
+async fn heartbeat(
+    client: tokio_postgres::Client,
+    mut connection: tokio::task::JoinHandle<()>,
+) -> String {
+    loop {
+        tokio::select! {
+            _ = &mut connection => return "the lock's connection ended".to_string(),
+            () = tokio::time::sleep(HEARTBEAT) => {}
+        }
+        match tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("SELECT 1")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return format!("the lock's session failed: {error}"),
+            Err(_) => {
+                return format!(
+                    "the database did not answer within {} ms",
+                    HEARTBEAT_TIMEOUT.as_millis()
+                );
+            }
+        }
     }
 }
 
@@ -231,11 +290,60 @@ fn leader_key(origin: &str) -> i64 {
     ])
 }
 
-/// The connection settings of a libpq-style URL.
+/// How long opening a connection may take, unless the URL says
+/// (`connect_timeout`): a database that does not answer fails the call
+/// instead of holding it for the kernel's minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TCP keep-alives on every connection: a peer gone without closing (a
+/// host down, a partition) breaks the connection within seconds of
+/// silence, and unacknowledged writes within [`TCP_USER_TIMEOUT`].
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a caller waits for a pooled connection, for one to be made,
+/// and for one to be checked before reuse.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest one statement may run on a pooled connection: every
+/// statement of the vault touches a batch's rows or fewer, so one that
+/// runs this long is stuck behind a lock or a failing disk, and holding
+/// the sequencer behind it would stop the log.
+const STATEMENT_TIMEOUT: &str = "-c statement_timeout=30000";
+
+/// How long one store operation may take in all, from the wait for a
+/// connection to the last row: a little over the statement timeout, so
+/// that a slow statement is ended by the server first (see
+/// [`PostgresStore::with_operation_timeout`]).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// The connection settings of a libpq-style URL, with the vault's
+/// timeouts and keep-alives where the URL sets none.
 pub(crate) fn config(database_url: &str) -> Result<tokio_postgres::Config> {
-    database_url
+    let mut config: tokio_postgres::Config = database_url
         .parse()
-        .map_err(|e| StorageError::Backend(format!("database URL: {e}")))
+        .map_err(|e| StorageError::Backend(format!("database URL: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES)
+        .tcp_user_timeout(TCP_USER_TIMEOUT);
+    Ok(config)
+}
+
+/// Adds a session setting (`-c name=value`) to those the URL gives.
+fn with_option(config: &mut tokio_postgres::Config, option: &str) {
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {option}"),
+        None => option.to_string(),
+    };
+    config.options(&options);
 }
 
 /// A pool of at most `max_connections` connections made with `config`,
@@ -250,6 +358,10 @@ pub(crate) fn pool(config: tokio_postgres::Config, max_connections: usize) -> Re
     );
     Pool::builder(manager)
         .max_size(max_connections)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
+        .recycle_timeout(Some(POOL_TIMEOUT))
         .build()
         .map_err(|e| StorageError::Backend(e.to_string()))
 }
@@ -266,6 +378,8 @@ pub struct PostgresStore {
     /// is never removed, so each origin is looked up once, not on every
     /// call.
     log_ids: Arc<Mutex<HashMap<String, i64>>>,
+    /// See [`PostgresStore::with_operation_timeout`].
+    operation_timeout: Duration,
 }
 
 impl PostgresStore {
@@ -281,36 +395,39 @@ impl PostgresStore {
         // scan the whole table for every batch at a million. Custom plans
         // cost a planning pass per statement (tens of microseconds) and
         // follow the table as it grows.
-        let options = match config.get_options() {
-            Some(given) => format!("{given} {CUSTOM_PLANS}"),
-            None => CUSTOM_PLANS.to_string(),
-        };
-        config.options(&options);
+        with_option(&mut config, CUSTOM_PLANS);
+        with_option(&mut config, STATEMENT_TIMEOUT);
         Ok(PostgresStore {
             pool: pool(config, max_connections)?,
             log_ids: Arc::default(),
+            operation_timeout: OPERATION_TIMEOUT,
         })
     }
 
     /// Tries once to become the leader of `origin` on the database at
     /// `database_url`; `None` when another process leads.
     pub async fn try_lead(database_url: &str, origin: &str) -> Result<Option<Leadership>> {
-        let (client, connection) = tokio_postgres::connect(database_url, NoTls)
-            .await
-            .map_err(pg_error)?;
+        let mut config = config(database_url)?;
+        with_option(
+            &mut config,
+            &format!("-c idle_session_timeout={}", LEASE.as_millis()),
+        );
+        let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
         let connection = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::error!(%error, "leadership connection lost");
             }
         });
-        let row = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&leader_key(origin)])
-            .await
-            .map_err(pg_error)?;
+        let row = tokio::time::timeout(
+            HEARTBEAT_TIMEOUT,
+            client.query_one("SELECT pg_try_advisory_lock($1)", &[&leader_key(origin)]),
+        )
+        .await
+        .map_err(|_| StorageError::Unavailable("the database did not answer".into()))?
+        .map_err(pg_error)?;
         if row.get::<_, bool>(0) {
             Ok(Some(Leadership {
-                _client: client,
-                connection,
+                watch: tokio::spawn(heartbeat(client, connection)),
             }))
         } else {
             drop(client);
@@ -323,6 +440,32 @@ impl PostgresStore {
     /// what the `evault_db_pool_*` metrics report.
     pub fn pool_status(&self) -> deadpool_postgres::Status {
         self.pool.status()
+    }
+
+    /// How long one operation (a batch's commit, a read) may take in all
+    /// before it is given up as `Unavailable`: [`OPERATION_TIMEOUT`]
+    /// unless set here. The server's `statement_timeout` ends a statement
+    /// stuck in the database; this ends one whose database went silent
+    /// (a frozen server, a connection that swallows what it is sent),
+    /// where nothing would come back at all.
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// `operation`, given up after the operation timeout.
+    async fn bounded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.operation_timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::Unavailable(format!(
+                    "the database did not answer within {} ms",
+                    self.operation_timeout.as_millis()
+                )))
+            })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -407,260 +550,309 @@ async fn read_head(client: &impl GenericClient, id: i64) -> Result<TreeHead> {
 
 impl LogStore for PostgresStore {
     async fn create_log(&self, origin: &str) -> Result<TreeHead> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let inserted = tx
-            .query_opt(
-                "INSERT INTO logs (origin) VALUES ($1) ON CONFLICT (origin) DO NOTHING RETURNING id",
-                &[&origin],
-            )
-            .await
-            .map_err(pg_error)?;
-        if let Some(row) = inserted {
-            let id: i64 = row.get(0);
-            let empty = TreeHead::empty();
-            tx.execute(
-                "INSERT INTO tree_heads (log_id, size, root) VALUES ($1, 0, $2)",
-                &[&id, &empty.root.as_bytes()],
-            )
-            .await
-            .map_err(pg_error)?;
-        }
-        let id = log_id(&tx, origin).await?;
-        let head = read_head(&tx, id).await?;
-        tx.commit().await.map_err(pg_error)?;
-        Ok(head)
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            let inserted = tx
+                .query_opt(
+                    "INSERT INTO logs (origin) VALUES ($1) ON CONFLICT (origin) DO NOTHING RETURNING id",
+                    &[&origin],
+                )
+                .await
+                .map_err(pg_error)?;
+            if let Some(row) = inserted {
+                let id: i64 = row.get(0);
+                let empty = TreeHead::empty();
+                tx.execute(
+                    "INSERT INTO tree_heads (log_id, size, root) VALUES ($1, 0, $2)",
+                    &[&id, &empty.root.as_bytes()],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+            let id = log_id(&tx, origin).await?;
+            let head = read_head(&tx, id).await?;
+            tx.commit().await.map_err(pg_error)?;
+            Ok(head)
+        })
+        .await
     }
 
     async fn head(&self, origin: &str) -> Result<TreeHead> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        read_head(&client, id).await
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            read_head(&client, id).await
+        })
+        .await
     }
 
     async fn integrate(&self, origin: &str, batch: Integration<'_>) -> Result<()> {
-        check_batch(&batch)?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let id = self.log_id(&tx, origin).await?;
-        let update = prepared(
-            &tx,
-            "UPDATE tree_heads SET size = $2, root = $3, updated_at = now()
-             WHERE log_id = $1 AND size = $4 AND root = $5",
-        )
-        .await?;
-        let moved = tx
-            .execute(
-                &update,
-                &[
-                    &id,
-                    &int(batch.new.size)?,
-                    &batch.new.root.as_bytes(),
-                    &int(batch.old.size)?,
-                    &batch.old.root.as_bytes(),
-                ],
+        self.bounded(async {
+            check_batch(&batch)?;
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            let id = self.log_id(&tx, origin).await?;
+            let update = prepared(
+                &tx,
+                "UPDATE tree_heads SET size = $2, root = $3, updated_at = now()
+                 WHERE log_id = $1 AND size = $4 AND root = $5",
             )
-            .await
-            .map_err(pg_error)?;
-        if moved != 1 {
-            let found = read_head(&tx, id).await?;
-            // Dropping the transaction rolls it back.
-            return Err(StorageError::HeadMoved {
-                expected: batch.old.size,
-                found: found.size,
-            });
-        }
-        let indices: Vec<i64> = batch
-            .entries
-            .iter()
-            .map(|e| int(e.index))
-            .collect::<Result<_>>()?;
-        let entries: Vec<&[u8]> = batch.entries.iter().map(|e| e.entry.as_slice()).collect();
-        let keys: Vec<&[u8]> = batch
-            .entries
-            .iter()
-            .map(|e| e.dedup_key.as_slice())
-            .collect();
-        // The leaf hash and evidence digest are not stored: the indexes
-        // compute them from the entry bytes (check_batch has made sure the
-        // batch's own values agree).
-        let insert = prepared(
-            &tx,
-            "INSERT INTO entries (log_id, idx, entry, dedup_key)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[])",
-        )
-        .await?;
-        tx.execute(&insert, &[&id, &indices, &entries, &keys])
-            .await
-            .map_err(|e| already_logged(e, "a dedup key or index"))?;
-        let levels: Vec<i16> = batch
-            .tiles
-            .iter()
-            .map(|(t, _)| i16::from(t.level))
-            .collect();
-        let tile_indices: Vec<i64> = batch
-            .tiles
-            .iter()
-            .map(|(t, _)| int(t.index))
-            .collect::<Result<_>>()?;
-        let hashes: Vec<&[u8]> = batch.tiles.iter().map(|(_, h)| h.as_slice()).collect();
-        // Full tiles are written once: a second write of one is refused,
-        // never an update.
-        let insert = prepared(
-            &tx,
-            "INSERT INTO tiles (log_id, level, idx, hashes)
-             SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])",
-        )
-        .await?;
-        tx.execute(&insert, &[&id, &levels, &tile_indices, &hashes])
-            .await
-            .map_err(|e| already_logged(e, "a tile"))?;
-        tx.commit().await.map_err(pg_error)
+            .await?;
+            let moved = tx
+                .execute(
+                    &update,
+                    &[
+                        &id,
+                        &int(batch.new.size)?,
+                        &batch.new.root.as_bytes(),
+                        &int(batch.old.size)?,
+                        &batch.old.root.as_bytes(),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
+            if moved != 1 {
+                let found = read_head(&tx, id).await?;
+                // Dropping the transaction rolls it back.
+                return Err(StorageError::HeadMoved {
+                    expected: batch.old.size,
+                    found: found.size,
+                });
+            }
+            let indices: Vec<i64> = batch
+                .entries
+                .iter()
+                .map(|e| int(e.index))
+                .collect::<Result<_>>()?;
+            let entries: Vec<&[u8]> = batch.entries.iter().map(|e| e.entry.as_slice()).collect();
+            let keys: Vec<&[u8]> = batch
+                .entries
+                .iter()
+                .map(|e| e.dedup_key.as_slice())
+                .collect();
+            // The leaf hash and evidence digest are not stored: the indexes
+            // compute them from the entry bytes (check_batch has made sure the
+            // batch's own values agree).
+            let insert = prepared(
+                &tx,
+                "INSERT INTO entries (log_id, idx, entry, dedup_key)
+                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[])",
+            )
+            .await?;
+            tx.execute(&insert, &[&id, &indices, &entries, &keys])
+                .await
+                .map_err(|e| already_logged(e, "a dedup key or index"))?;
+            let levels: Vec<i16> = batch
+                .tiles
+                .iter()
+                .map(|(t, _)| i16::from(t.level))
+                .collect();
+            let tile_indices: Vec<i64> = batch
+                .tiles
+                .iter()
+                .map(|(t, _)| int(t.index))
+                .collect::<Result<_>>()?;
+            let hashes: Vec<&[u8]> = batch.tiles.iter().map(|(_, h)| h.as_slice()).collect();
+            // Full tiles are written once: a second write of one is refused,
+            // never an update.
+            let insert = prepared(
+                &tx,
+                "INSERT INTO tiles (log_id, level, idx, hashes)
+                 SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])",
+            )
+            .await?;
+            tx.execute(&insert, &[&id, &levels, &tile_indices, &hashes])
+                .await
+                .map_err(|e| already_logged(e, "a tile"))?;
+            tx.commit().await.map_err(pg_error)
+        })
+        .await
     }
 
     async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        // A checkpoint is written once per size: a second, different note
-        // for a size is never an update (two notes for one size would be
-        // two claims about one tree, and the first may have been served).
-        let insert = prepared(
-            &client,
-            "INSERT INTO checkpoints (log_id, size, note)
-             SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
-             ON CONFLICT (log_id, size) DO NOTHING",
-        )
-        .await?;
-        let stored = client
-            .execute(&insert, &[&id, &int(size)?, &checkpoint])
-            .await
-            .map_err(pg_error)?;
-        if stored == 1 {
-            return Ok(());
-        }
-        let select = prepared(
-            &client,
-            "SELECT note FROM checkpoints WHERE log_id = $1 AND size = $2",
-        )
-        .await?;
-        let existing = client
-            .query_opt(&select, &[&id, &int(size)?])
-            .await
-            .map_err(pg_error)?;
-        match existing.map(|row| row.get::<_, Vec<u8>>(0)) {
-            Some(note) if note == checkpoint => Ok(()),
-            Some(_) => Err(StorageError::Conflict(format!(
-                "another checkpoint is stored for size {size}"
-            ))),
-            None => Err(StorageError::InvalidBatch(format!(
-                "checkpoint for size {size} beyond the log's head"
-            ))),
-        }
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            // A checkpoint is written once per size: a second, different note
+            // for a size is never an update (two notes for one size would be
+            // two claims about one tree, and the first may have been served).
+            // The latest CHECKPOINTS_KEPT are kept, the rest pruned a bounded
+            // number at a time (a log upgraded with a long history sheds it
+            // over many batches, never in one long statement).
+            let insert = prepared(
+                &client,
+                "WITH stored AS (
+                 INSERT INTO checkpoints (log_id, size, note)
+                 SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
+                 ON CONFLICT (log_id, size) DO NOTHING
+                 RETURNING size
+             ), superseded AS (
+                 DELETE FROM checkpoints WHERE log_id = $1 AND size IN (
+                     SELECT size FROM checkpoints WHERE log_id = $1
+                     ORDER BY size DESC OFFSET $4 LIMIT $5)
+             )
+             SELECT count(*) FROM stored",
+            )
+            .await?;
+            let kept = CHECKPOINTS_KEPT as i64 - 1;
+            let stored: i64 = client
+                .query_one(
+                    &insert,
+                    &[
+                        &id,
+                        &int(size)?,
+                        &checkpoint,
+                        &kept,
+                        &(PRUNED_PER_PUBLISH as i64),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            if stored == 1 {
+                return Ok(());
+            }
+            let select = prepared(
+                &client,
+                "SELECT note FROM checkpoints WHERE log_id = $1 AND size = $2",
+            )
+            .await?;
+            let existing = client
+                .query_opt(&select, &[&id, &int(size)?])
+                .await
+                .map_err(pg_error)?;
+            match existing.map(|row| row.get::<_, Vec<u8>>(0)) {
+                Some(note) if note == checkpoint => Ok(()),
+                Some(_) => Err(StorageError::Conflict(format!(
+                    "another checkpoint is stored for size {size}"
+                ))),
+                None => Err(StorageError::InvalidBatch(format!(
+                    "checkpoint for size {size} beyond the log's head"
+                ))),
+            }
+        })
+        .await
     }
 
     async fn checkpoint(&self, origin: &str, size: Option<u64>) -> Result<Option<Vec<u8>>> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        let row = match size {
-            Some(size) => {
-                let select = prepared(
-                    &client,
-                    "SELECT note FROM checkpoints WHERE log_id = $1 AND size = $2",
-                )
-                .await?;
-                client.query_opt(&select, &[&id, &int(size)?]).await
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            let row = match size {
+                Some(size) => {
+                    let select = prepared(
+                        &client,
+                        "SELECT note FROM checkpoints WHERE log_id = $1 AND size = $2",
+                    )
+                    .await?;
+                    client.query_opt(&select, &[&id, &int(size)?]).await
+                }
+                None => {
+                    let select = prepared(
+                        &client,
+                        "SELECT note FROM checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1",
+                    )
+                    .await?;
+                    client.query_opt(&select, &[&id]).await
+                }
             }
-            None => {
-                let select = prepared(
-                    &client,
-                    "SELECT note FROM checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1",
-                )
-                .await?;
-                client.query_opt(&select, &[&id]).await
-            }
-        }
-        .map_err(pg_error)?;
-        Ok(row.map(|r| r.get(0)))
+            .map_err(pg_error)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+        .await
     }
 
     async fn read_full_tiles(&self, origin: &str, positions: &[(u8, u64)]) -> Result<Vec<Vec<u8>>> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        let levels: Vec<i16> = positions.iter().map(|p| i16::from(p.0)).collect();
-        let indices: Vec<i64> = positions.iter().map(|p| int(p.1)).collect::<Result<_>>()?;
-        let select = prepared(
-            &client,
-            "SELECT want.ord, tiles.hashes
-             FROM UNNEST($2::SMALLINT[], $3::BIGINT[]) WITH ORDINALITY AS want (level, idx, ord)
-             LEFT JOIN tiles ON tiles.log_id = $1 AND tiles.level = want.level AND tiles.idx = want.idx
-             ORDER BY want.ord",
-        )
-        .await?;
-        let rows = client
-            .query(&select, &[&id, &levels, &indices])
-            .await
-            .map_err(pg_error)?;
-        positions
-            .iter()
-            .zip(rows)
-            .map(|(&(level, index), row)| {
-                let bytes: Option<Vec<u8>> = row.get(1);
-                bytes
-                    .filter(|b| b.len() == FULL_TILE_BYTES)
-                    .ok_or_else(|| StorageError::Corrupt(format!("full tile {level}/{index}")))
-            })
-            .collect()
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            let levels: Vec<i16> = positions.iter().map(|p| i16::from(p.0)).collect();
+            let indices: Vec<i64> = positions.iter().map(|p| int(p.1)).collect::<Result<_>>()?;
+            let select = prepared(
+                &client,
+                "SELECT want.ord, tiles.hashes
+                 FROM UNNEST($2::SMALLINT[], $3::BIGINT[]) WITH ORDINALITY AS want (level, idx, ord)
+                 LEFT JOIN tiles ON tiles.log_id = $1 AND tiles.level = want.level AND tiles.idx = want.idx
+                 ORDER BY want.ord",
+            )
+            .await?;
+            let rows = client
+                .query(&select, &[&id, &levels, &indices])
+                .await
+                .map_err(pg_error)?;
+            positions
+                .iter()
+                .zip(rows)
+                .map(|(&(level, index), row)| {
+                    let bytes: Option<Vec<u8>> = row.get(1);
+                    bytes
+                        .filter(|b| b.len() == FULL_TILE_BYTES)
+                        .ok_or_else(|| StorageError::Corrupt(format!("full tile {level}/{index}")))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn read_entries(&self, origin: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        let end = start.saturating_add(count);
-        let select = prepared(
-            &client,
-            "SELECT entry FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
-        )
-        .await?;
-        let rows = client
-            .query(&select, &[&id, &int(start)?, &int(end)?])
-            .await
-            .map_err(pg_error)?;
-        if rows.len() as u64 != count {
-            return Err(StorageError::Corrupt(format!("entries {start}..{end}")));
-        }
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            let end = start.saturating_add(count);
+            let select = prepared(
+                &client,
+                "SELECT entry FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+            )
+            .await?;
+            let rows = client
+                .query(&select, &[&id, &int(start)?, &int(end)?])
+                .await
+                .map_err(pg_error)?;
+            if rows.len() as u64 != count {
+                return Err(StorageError::Corrupt(format!("entries {start}..{end}")));
+            }
+            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        })
+        .await
     }
 
     async fn find_dedup(&self, origin: &str, keys: &[[u8; 32]]) -> Result<Vec<Option<u64>>> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-        let rows = client
-            .query(&prepared(&client, FIND_DEDUP).await?, &[&id, &wanted])
-            .await
-            .map_err(pg_error)?;
-        let mut logged = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let key: Vec<u8> = row.get(0);
-            logged.insert(key, uint(row.get(1))?);
-        }
-        Ok(keys
-            .iter()
-            .map(|k| logged.get(k.as_slice()).copied())
-            .collect())
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+            let rows = client
+                .query(&prepared(&client, FIND_DEDUP).await?, &[&id, &wanted])
+                .await
+                .map_err(pg_error)?;
+            let mut logged = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let key: Vec<u8> = row.get(0);
+                logged.insert(key, uint(row.get(1))?);
+            }
+            Ok(keys
+                .iter()
+                .map(|k| logged.get(k.as_slice()).copied())
+                .collect())
+        })
+        .await
     }
 
     async fn find_leaf(&self, origin: &str, leaf: Hash) -> Result<Option<u64>> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        let row = client
-            .query_one(
-                &prepared(&client, FIND_LEAF).await?,
-                &[&id, &leaf.as_bytes()],
-            )
-            .await
-            .map_err(pg_error)?;
-        row.get::<_, Option<i64>>(0).map(uint).transpose()
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            let row = client
+                .query_one(
+                    &prepared(&client, FIND_LEAF).await?,
+                    &[&id, &leaf.as_bytes()],
+                )
+                .await
+                .map_err(pg_error)?;
+            row.get::<_, Option<i64>>(0).map(uint).transpose()
+        })
+        .await
     }
 
     async fn find_evidence(
@@ -670,31 +862,37 @@ impl LogStore for PostgresStore {
         from: u64,
         limit: u32,
     ) -> Result<Vec<u64>> {
-        let client = self.client().await?;
-        let id = self.log_id(&client, origin).await?;
-        let rows = client
-            .query(
-                &prepared(&client, FIND_EVIDENCE).await?,
-                &[&id, &sha256.as_slice(), &int(from)?, &i64::from(limit)],
-            )
-            .await
-            .map_err(pg_error)?;
-        rows.into_iter().map(|r| uint(r.get(0))).collect()
+        self.bounded(async {
+            let client = self.client().await?;
+            let id = self.log_id(&client, origin).await?;
+            let rows = client
+                .query(
+                    &prepared(&client, FIND_EVIDENCE).await?,
+                    &[&id, &sha256.as_slice(), &int(from)?, &i64::from(limit)],
+                )
+                .await
+                .map_err(pg_error)?;
+            rows.into_iter().map(|r| uint(r.get(0))).collect()
+        })
+        .await
     }
 
     async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
-        let client = self.client().await?;
-        let select = format!(
-            "SELECT version, name, applied_on, checksum FROM {LOG_HISTORY} ORDER BY version"
-        );
-        let rows = match client.query(&select, &[]).await {
-            Ok(rows) => rows,
-            // refinery creates its history with the first migration: a
-            // database never migrated has none, and nothing applied.
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(Vec::new()),
-            Err(e) => return Err(pg_error(e)),
-        };
-        rows.iter().map(applied_migration).collect()
+        self.bounded(async {
+            let client = self.client().await?;
+            let select = format!(
+                "SELECT version, name, applied_on, checksum FROM {LOG_HISTORY} ORDER BY version"
+            );
+            let rows = match client.query(&select, &[]).await {
+                Ok(rows) => rows,
+                // refinery creates its history with the first migration: a
+                // database never migrated has none, and nothing applied.
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(Vec::new()),
+                Err(e) => return Err(pg_error(e)),
+            };
+            rows.iter().map(applied_migration).collect()
+        })
+        .await
     }
 }
 
@@ -793,92 +991,101 @@ async fn read_erasure(client: &impl GenericClient, sha256: &[u8; 32]) -> Result<
 
 impl EvidenceStore for PostgresStore {
     async fn put_evidence(&self, sha256: [u8; 32], content: &[u8]) -> Result<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        lock_evidence(&tx, &sha256).await?;
-        if let Some(erasure) = read_erasure(&tx, &sha256).await? {
-            // Dropping the transaction rolls it back, and releases the lock.
-            return Err(StorageError::Erased(erasure));
-        }
-        let insert = prepared(
-            &tx,
-            "INSERT INTO evidence (sha256, content) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
-        )
-        .await?;
-        tx.execute(&insert, &[&sha256.as_slice(), &content])
-            .await
-            .map_err(pg_error)?;
-        tx.commit().await.map_err(pg_error)
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            lock_evidence(&tx, &sha256).await?;
+            if let Some(erasure) = read_erasure(&tx, &sha256).await? {
+                // Dropping the transaction rolls it back, and releases the lock.
+                return Err(StorageError::Erased(erasure));
+            }
+            let insert = prepared(
+                &tx,
+                "INSERT INTO evidence (sha256, content) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .await?;
+            tx.execute(&insert, &[&sha256.as_slice(), &content])
+                .await
+                .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)
+        })
+        .await
     }
 
     async fn evidence(&self, sha256: [u8; 32]) -> Result<Option<StoredEvidence>> {
-        let client = self.client().await?;
-        // One statement, so one snapshot: an erasure committing meanwhile
-        // is seen whole (the tombstone) or not at all (the bytes), never
-        // as neither.
-        let select = prepared(
-            &client,
-            "SELECT evidence.content, evidence_erasures.erased_at,
-                    evidence_erasures.erased_by, evidence_erasures.reason
-             FROM (SELECT $1::BYTEA AS sha256) AS wanted
-             LEFT JOIN evidence USING (sha256)
-             LEFT JOIN evidence_erasures USING (sha256)",
-        )
-        .await?;
-        let row = client
-            .query_one(&select, &[&sha256.as_slice()])
-            .await
-            .map_err(pg_error)?;
-        // The tombstone decides: bytes beside one (only ever put there by
-        // hand) are never served.
-        if let Some(erased_at) = row.get::<_, Option<SystemTime>>(1) {
-            return Ok(Some(StoredEvidence::Erased(Erasure {
-                erased_at_ms: millis(erased_at, "erasure time")?,
-                erased_by: row.get(2),
-                reason: row.get(3),
-            })));
-        }
-        Ok(row
-            .get::<_, Option<Vec<u8>>>(0)
-            .map(StoredEvidence::Content))
+        self.bounded(async {
+            let client = self.client().await?;
+            // One statement, so one snapshot: an erasure committing meanwhile
+            // is seen whole (the tombstone) or not at all (the bytes), never
+            // as neither.
+            let select = prepared(
+                &client,
+                "SELECT evidence.content, evidence_erasures.erased_at,
+                        evidence_erasures.erased_by, evidence_erasures.reason
+                 FROM (SELECT $1::BYTEA AS sha256) AS wanted
+                 LEFT JOIN evidence USING (sha256)
+                 LEFT JOIN evidence_erasures USING (sha256)",
+            )
+            .await?;
+            let row = client
+                .query_one(&select, &[&sha256.as_slice()])
+                .await
+                .map_err(pg_error)?;
+            // The tombstone decides: bytes beside one (only ever put there by
+            // hand) are never served.
+            if let Some(erased_at) = row.get::<_, Option<SystemTime>>(1) {
+                return Ok(Some(StoredEvidence::Erased(Erasure {
+                    erased_at_ms: millis(erased_at, "erasure time")?,
+                    erased_by: row.get(2),
+                    reason: row.get(3),
+                })));
+            }
+            Ok(row
+                .get::<_, Option<Vec<u8>>>(0)
+                .map(StoredEvidence::Content))
+        })
+        .await
     }
 
     async fn erase_evidence(&self, sha256: [u8; 32], erasure: &Erasure) -> Result<Option<Erasure>> {
-        let erased_at = timestamp(erasure.erased_at_ms)?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        lock_evidence(&tx, &sha256).await?;
-        // Each early return drops the transaction: nothing is written.
-        if let Some(first) = read_erasure(&tx, &sha256).await? {
-            return Ok(Some(first));
-        }
-        let delete = prepared(&tx, "DELETE FROM evidence WHERE sha256 = $1").await?;
-        let deleted = tx
-            .execute(&delete, &[&sha256.as_slice()])
+        self.bounded(async {
+            let erased_at = timestamp(erasure.erased_at_ms)?;
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            lock_evidence(&tx, &sha256).await?;
+            // Each early return drops the transaction: nothing is written.
+            if let Some(first) = read_erasure(&tx, &sha256).await? {
+                return Ok(Some(first));
+            }
+            let delete = prepared(&tx, "DELETE FROM evidence WHERE sha256 = $1").await?;
+            let deleted = tx
+                .execute(&delete, &[&sha256.as_slice()])
+                .await
+                .map_err(pg_error)?;
+            if deleted == 0 {
+                return Ok(None);
+            }
+            let insert = prepared(
+                &tx,
+                "INSERT INTO evidence_erasures (sha256, erased_at, erased_by, reason)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .await?;
+            tx.execute(
+                &insert,
+                &[
+                    &sha256.as_slice(),
+                    &erased_at,
+                    &erasure.erased_by,
+                    &erasure.reason,
+                ],
+            )
             .await
             .map_err(pg_error)?;
-        if deleted == 0 {
-            return Ok(None);
-        }
-        let insert = prepared(
-            &tx,
-            "INSERT INTO evidence_erasures (sha256, erased_at, erased_by, reason)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .await?;
-        tx.execute(
-            &insert,
-            &[
-                &sha256.as_slice(),
-                &erased_at,
-                &erasure.erased_by,
-                &erasure.reason,
-            ],
-        )
+            tx.commit().await.map_err(pg_error)?;
+            Ok(Some(erasure.clone()))
+        })
         .await
-        .map_err(pg_error)?;
-        tx.commit().await.map_err(pg_error)?;
-        Ok(Some(erasure.clone()))
     }
 }
 

@@ -19,8 +19,8 @@ use evault_storage::signer::{
 };
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{
-    Erasure, EvidenceStore, Integration, LogStore, SignedHead, SignerStore, StorageError,
-    StoredEntry, StoredEvidence, TreeHead, evidence_digest,
+    CHECKPOINTS_KEPT, Erasure, EvidenceStore, Integration, LogStore, SignedHead, SignerStore,
+    StorageError, StoredEntry, StoredEvidence, TreeHead, evidence_digest,
 };
 
 const ORIGIN: &str = "vault.example/storage-test";
@@ -604,6 +604,36 @@ async fn checkpoints_are_published_per_size(store: impl LogStore) {
         Some(b"cp0".to_vec())
     );
     assert_eq!(store.checkpoint(ORIGIN, Some(3)).await.expect("at 3"), None);
+
+    // A checkpoint per batch, for ever, would grow the store by a row per
+    // batch: only the latest CHECKPOINTS_KEPT stay.
+    let last = 5 + CHECKPOINTS_KEPT as u64 + 10;
+    let batch = next_batch(&mut tree, last - 5, "q");
+    store
+        .integrate(ORIGIN, batch.integration())
+        .await
+        .expect("integrate");
+    for size in 6..=last {
+        store
+            .publish(ORIGIN, size, format!("cp{size}").as_bytes())
+            .await
+            .expect("publish");
+    }
+    let oldest_kept = last + 1 - CHECKPOINTS_KEPT as u64;
+    for gone in [0, 5, oldest_kept - 1] {
+        assert_eq!(
+            store.checkpoint(ORIGIN, Some(gone)).await.expect("at"),
+            None,
+            "{gone}"
+        );
+    }
+    for kept in [oldest_kept, last] {
+        assert_eq!(
+            store.checkpoint(ORIGIN, Some(kept)).await.expect("at"),
+            Some(format!("cp{kept}").into_bytes()),
+            "{kept}"
+        );
+    }
 }
 
 async fn signer_state_moves_by_compare_and_swap(store: impl SignerStore) {
@@ -2046,5 +2076,92 @@ async fn one_leader_per_log_until_it_goes() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(next.is_some(), "leadership was not released");
+    schema.drop_schema().await;
+}
+
+/// A leader cut off from the database (its connection stalled: a
+/// partition, a frozen database host) stops believing it leads within
+/// seconds, and the database lets a standby lead without waiting for the
+/// leader's TCP connection to time out (hours, by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_gives_up_and_a_standby_leads() {
+    use evault_test_support::proxy::{TcpProxy, database_addr, database_url_via};
+
+    let schema = new_schema().await;
+    let proxy = TcpProxy::start(database_addr(&schema.url)).await;
+    let mut leader = PostgresStore::try_lead(&database_url_via(&schema.url, proxy.addr()), ORIGIN)
+        .await
+        .expect("try")
+        .expect("leads");
+    proxy.stall();
+    let reason = tokio::time::timeout(std::time::Duration::from_secs(60), leader.lost())
+        .await
+        .expect("the leader noticed it no longer hears the database");
+    assert!(reason.contains("did not answer"), "{reason}");
+    assert!(!leader.is_held());
+    let mut standby = None;
+    for _ in 0..600 {
+        standby = PostgresStore::try_lead(&schema.url, ORIGIN)
+            .await
+            .expect("try");
+        if standby.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        standby.is_some(),
+        "the database kept the lock of a silent leader"
+    );
+    drop(proxy);
+    schema.drop_schema().await;
+}
+
+/// A database that stops answering (here: every connection stalled by a
+/// proxy, bytes taken and never answered, as a frozen server behaves)
+/// fails the store's calls as `Unavailable` within its timeouts, both a
+/// call on a connection already open and one that must connect anew;
+/// once the database answers again, so does the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_fails_calls_instead_of_holding_them() {
+    use evault_test_support::proxy::{TcpProxy, database_addr, database_url_via};
+
+    let schema = new_schema().await;
+    let proxy = TcpProxy::start(database_addr(&schema.url)).await;
+    let url = database_url_via(&schema.url, proxy.addr());
+    migrate(&url).await.expect("migrate");
+    let store = PostgresStore::connect(&url, 2)
+        .expect("pool")
+        .with_operation_timeout(std::time::Duration::from_secs(2));
+    store.create_log(ORIGIN).await.expect("create");
+    proxy.stall();
+    let bound = std::time::Duration::from_secs(60);
+    let on_open = tokio::time::timeout(bound, store.head(ORIGIN))
+        .await
+        .expect("the call on an open connection returned");
+    assert!(
+        matches!(on_open, Err(StorageError::Unavailable(_))),
+        "{on_open:?}"
+    );
+    let fresh = PostgresStore::connect(&url, 2).expect("pool");
+    let connecting = tokio::time::timeout(bound, fresh.head(ORIGIN))
+        .await
+        .expect("the call that had to connect returned");
+    assert!(
+        matches!(connecting, Err(StorageError::Unavailable(_))),
+        "{connecting:?}"
+    );
+    proxy.resume();
+    proxy.cut();
+    let mut head = store.head(ORIGIN).await;
+    for _ in 0..50 {
+        if head.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        head = store.head(ORIGIN).await;
+    }
+    assert_eq!(head.expect("answers again"), TreeHead::empty());
+    drop(proxy);
     schema.drop_schema().await;
 }

@@ -9,12 +9,14 @@
 //! tested against a real JWKS server and real signing keys ([`jwks`]);
 //! keys in a hardware token, against a real SoftHSM2 token ([`softhsm`]).
 //! A server's gRPC health is followed as it changes ([`health`]), and its
-//! metrics are read as a scraper reads them ([`exposition`]).
+//! metrics are read as a scraper reads them ([`exposition`]). Connections
+//! between parts are stalled and cut by a real TCP proxy ([`proxy`]).
 //! This crate is for tests only.
 
 pub mod exposition;
 pub mod health;
 pub mod jwks;
+pub mod proxy;
 pub mod softhsm;
 
 use std::io::{BufRead as _, BufReader};
@@ -36,7 +38,14 @@ impl ServerProcess {
     /// Spawns `command` and waits for it to print the address it listens
     /// on (the first `http://` or `https://` on a line of its standard
     /// output).
-    pub fn start(mut command: Command) -> ServerProcess {
+    pub fn start(command: Command) -> ServerProcess {
+        ServerProcess::try_start(command).expect("server exited before listening")
+    }
+
+    /// [`ServerProcess::start`], or `None` when the server exits before it
+    /// listens (as a role does while what it needs is down; a supervisor
+    /// tries again).
+    pub fn try_start(mut command: Command) -> Option<ServerProcess> {
         let child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -53,10 +62,9 @@ impl ServerProcess {
         let mut line = String::new();
         while server.url.is_empty() {
             line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap_or(0) > 0,
-                "server exited before listening"
-            );
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
             if let Some(at) = line.find("http://").or_else(|| line.find("https://")) {
                 server.url = line[at..]
                     .split_whitespace()
@@ -66,7 +74,7 @@ impl ServerProcess {
             }
         }
         server._stdout = Some(stdout);
-        server
+        Some(server)
     }
 
     /// `evault up` (`program`) on a port of its own with its data in
@@ -79,6 +87,37 @@ impl ServerProcess {
             up.args(["--database-url", url]);
         }
         ServerProcess::start(up)
+    }
+
+    /// The address of its health port (`--health-listen`), which it says
+    /// after its own address.
+    pub fn health_url(&mut self) -> String {
+        let stdout = self._stdout.as_mut().expect("stdout");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap_or(0) > 0,
+                "the server said no health port"
+            );
+            if let (true, Some(at)) = (line.contains("health"), line.find("http://")) {
+                return line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+    }
+
+    /// Its process ID, to signal it (SIGKILL, SIGSTOP) as a test's fault.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (and is reaped).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Kills the server (SIGKILL) and reaps it, now.

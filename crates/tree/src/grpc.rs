@@ -171,9 +171,18 @@ pub async fn serve<S: LogStore, P: Publisher>(
     )?
     .add_routes(evault_metrics::role_routes())
     .add_service(health)
-    .add_service(SequencerServiceServer::new(tree.clone()))
-    .add_service(TreeServiceServer::new(tree.clone()))
-    .add_service(AuditServiceServer::new(tree.clone()))
+    .add_service(
+        SequencerServiceServer::new(tree.clone())
+            .max_decoding_message_size(evault_proto::transport::MAX_MESSAGE),
+    )
+    .add_service(
+        TreeServiceServer::new(tree.clone())
+            .max_decoding_message_size(evault_proto::transport::MAX_MESSAGE),
+    )
+    .add_service(
+        AuditServiceServer::new(tree.clone())
+            .max_decoding_message_size(evault_proto::transport::MAX_MESSAGE),
+    )
     .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::select! {
         result = served => result,
@@ -205,13 +214,30 @@ pub fn sequence_status(error: SequenceError) -> Status {
         SequenceError::NotLeader(_) => Status::unavailable(message),
         SequenceError::Storage(e) => storage_status(e),
         SequenceError::Publish(PublishError::Unavailable(_)) => Status::unavailable(message),
-        // The signer refusing means tree is wrong or attacked: no retry helps.
-        SequenceError::Publish(PublishError::Refused(_)) => Status::internal(message),
+        // The signer refused a head: this sequencer re-reads the log and
+        // compares it with the signer's record before its next batch. If
+        // another sequencer moved the log, the retry is sequenced (here or
+        // there); if storage truly diverges, the retry is refused with
+        // FAILED_PRECONDITION. Either way the retry learns more.
+        SequenceError::Publish(PublishError::Refused(_)) => Status::unavailable(message),
         // The log's storage must be repaired first (a runbook's work, not a
         // moment's): retrying soon cannot help, and UNAVAILABLE would have
         // ingest and clients retry as if it could.
         SequenceError::Diverged(_) => Status::failed_precondition(message),
     }
+}
+
+/// A tree size, index or position from a request: at most 2^63 − 1, as
+/// every store keeps them (PostgreSQL's `bigint`). Larger ones name no
+/// position any log can reach; they are the caller's mistake, said so.
+fn position(field: &str, value: u64) -> Result<u64, Status> {
+    if value > i64::MAX as u64 {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {value} is beyond any log (at most {})",
+            i64::MAX
+        )));
+    }
+    Ok(value)
 }
 
 fn read_status(error: ReadError) -> Status {
@@ -421,9 +447,10 @@ impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
         let request = request.into_inner();
         let (index, proof, published) = match request.leaf {
             Some(Leaf::Index(index)) => {
+                let index = position("index", index)?;
                 let (proof, published) = self
                     .reader
-                    .inclusion(index, request.tree_size)
+                    .inclusion(index, position("tree_size", request.tree_size)?)
                     .await
                     .map_err(read_status)?;
                 (index, proof, published)
@@ -431,7 +458,7 @@ impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
             Some(Leaf::LeafHash(bytes)) => {
                 let leaf = Hash(sha256_field("leaf_hash", &bytes)?);
                 self.reader
-                    .inclusion_of_leaf(leaf, request.tree_size)
+                    .inclusion_of_leaf(leaf, position("tree_size", request.tree_size)?)
                     .await
                     .map_err(read_status)?
             }
@@ -452,7 +479,10 @@ impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
         let request = request.into_inner();
         let (proof, published) = self
             .reader
-            .consistency(request.first_size, request.second_size)
+            .consistency(
+                position("first_size", request.first_size)?,
+                position("second_size", request.second_size)?,
+            )
             .await
             .map_err(read_status)?;
         Ok(Response::new(GetConsistencyProofResponse {
@@ -470,7 +500,7 @@ impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
         let request = request.into_inner();
         let entries = self
             .reader
-            .entries(request.start, u64::from(request.count))
+            .entries(position("start", request.start)?, u64::from(request.count))
             .await
             .map_err(read_status)?;
         Ok(Response::new(GetEntriesResponse {
@@ -490,9 +520,10 @@ impl<S: LogStore, P: Publisher> TreeService for TreeGrpc<S, P> {
         let from = if request.page_token.is_empty() {
             0
         } else {
-            request.page_token.parse::<u64>().map_err(|_| {
+            let from = request.page_token.parse::<u64>().map_err(|_| {
                 Status::invalid_argument("page_token: not a token this server issued")
-            })?
+            })?;
+            position("page_token", from)?
         };
         let limit = match request.page_size {
             0 => DEFAULT_PAGE,

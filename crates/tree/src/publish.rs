@@ -6,6 +6,7 @@ use std::future::Future;
 
 use evault_core::Hash;
 use evault_proto::telemetry::{Traced, traced};
+use evault_proto::transport::within;
 use evault_proto::v1::signer_service_client::SignerServiceClient;
 use evault_proto::v1::{
     GetSignedHeadRequest, GetVerifierKeysRequest, SignCheckpointRequest, TreeHead as WireHead,
@@ -131,7 +132,7 @@ impl Publisher for RemoteSigner {
         let request = GetVerifierKeysRequest {
             origin: origin.to_string(),
         };
-        match client.get_verifier_keys(request).await {
+        match within("the signer", client.get_verifier_keys(request)).await {
             Ok(response) => Ok(response.into_inner().verifier_keys),
             Err(status) => Err(remote_error(status)),
         }
@@ -149,7 +150,7 @@ impl Publisher for RemoteSigner {
                 .map(|h| h.as_bytes().to_vec())
                 .collect(),
         };
-        match client.sign_checkpoint(wire_request).await {
+        match within("the signer", client.sign_checkpoint(wire_request)).await {
             Ok(response) => Ok(response.into_inner().checkpoint),
             Err(status) => Err(remote_error(status)),
         }
@@ -160,8 +161,7 @@ impl Publisher for RemoteSigner {
         let request = GetSignedHeadRequest {
             origin: origin.to_string(),
         };
-        let response = client
-            .get_signed_head(request)
+        let response = within("the signer", client.get_signed_head(request))
             .await
             .map_err(remote_error)?
             .into_inner();

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use evault_core::{Checkpoint, Hash, Note, ProofPlan};
+use evault_proto::transport::MAX_ENTRY_BYTES;
 use evault_storage::tiles::TileCache;
 use evault_storage::{LogStore, StorageError};
 
@@ -192,7 +193,8 @@ impl<S: LogStore> LogReader<S> {
             )));
         }
         let count = count.min(MAX_ENTRIES_PER_READ).min(size - start);
-        let entries = self.store.read_entries(&self.origin, start, count).await?;
+        let mut entries = self.store.read_entries(&self.origin, start, count).await?;
+        entries.truncate(within_answer(&entries));
         Ok((start..).zip(entries).collect())
     }
 
@@ -210,13 +212,35 @@ impl<S: LogStore> LogReader<S> {
             .find_evidence(&self.origin, sha256, from, limit + 1)
             .await?;
         indices.retain(|&i| i < size);
-        let next = (indices.len() > limit as usize).then(|| indices[limit as usize]);
+        let mut next = (indices.len() > limit as usize).then(|| indices[limit as usize]);
         indices.truncate(limit as usize);
         let mut found = Vec::with_capacity(indices.len());
+        let mut bytes = 0;
         for index in indices {
             let mut entry = self.store.read_entries(&self.origin, index, 1).await?;
-            found.push((index, entry.pop().unwrap_or_default()));
+            let entry = entry.pop().unwrap_or_default();
+            bytes += entry.len();
+            if !found.is_empty() && bytes > MAX_ENTRY_BYTES {
+                // The page ends early; the token continues from here.
+                next = Some(index);
+                break;
+            }
+            found.push((index, entry));
         }
         Ok((found, next))
     }
+}
+
+/// How many of `entries`, from the first, fit in one answer
+/// ([`MAX_ENTRY_BYTES`]): at least one, so that a reader paging through
+/// the log always moves on.
+fn within_answer(entries: &[Vec<u8>]) -> usize {
+    let mut bytes = 0;
+    entries
+        .iter()
+        .position(|entry| {
+            bytes += entry.len();
+            bytes > MAX_ENTRY_BYTES
+        })
+        .map_or(entries.len(), |over| over.max(1))
 }

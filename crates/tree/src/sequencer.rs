@@ -170,6 +170,10 @@ struct State {
     probe_dedup: u32,
     /// What the last comparison with the signer's record found.
     standing: Standing,
+    /// Set while this state may not be storage's: a reload was needed and
+    /// failed (after a commit that failed to say whether it happened).
+    /// The next batch reloads before anything else.
+    stale: bool,
 }
 
 /// How many batches look their dedup keys up first after one met a logged
@@ -374,11 +378,38 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             });
         }
         let mut state = self.state.lock().await;
+        if state.stale {
+            self.reload(&mut state).await?;
+        }
         self.stand(&mut state).await?;
         if state.head() != state.published {
             // A previous batch was committed but not published: finish it
             // before integrating anything new.
-            self.publish(&mut state).await?;
+            match self.publish(&mut state).await {
+                Ok(_) => {}
+                Err(SequenceError::Publish(PublishError::Refused(reason))) => {
+                    // The signer signed past the head this sequencer
+                    // committed: another sequencer took the log on from
+                    // it. Storage says where the log is now; compared
+                    // with the signer's record, it is where to carry on.
+                    tracing::warn!(
+                        origin = %self.origin,
+                        %reason,
+                        "the log moved on past this sequencer's unsigned head; re-reading it"
+                    );
+                    self.reload(&mut state).await?;
+                    self.stand(&mut state).await?;
+                    if state.head() != state.published {
+                        // Its head is another sequencer's, not yet
+                        // signed: that one is active.
+                        return Err(SequenceError::NotLeader(format!(
+                            "size {} is committed and not yet signed",
+                            state.head().size
+                        )));
+                    }
+                }
+                Err(error) => return Err(error),
+            }
         }
 
         // Sequencing: drop what is logged already, and repeats within the
@@ -440,7 +471,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                     continue;
                 }
                 Err(StorageError::HeadMoved { expected, found }) => {
-                    *state = load(&self.origin, &self.store, &self.cache).await?;
+                    self.reload(&mut state).await?;
                     return Err(SequenceError::NotLeader(format!(
                         "expected size {expected}, found {found}"
                     )));
@@ -448,7 +479,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                 Err(error) => {
                     // The commit may have happened even though it failed to
                     // say so: believe storage, never the error.
-                    *state = load(&self.origin, &self.store, &self.cache).await?;
+                    self.reload(&mut state).await?;
                     if state.head() != new {
                         return Err(error.into());
                     }
@@ -613,7 +644,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         let stored = self.store.head(&self.origin).await?;
         if stored != state.head() {
             let expected = state.head().size;
-            *state = load(&self.origin, &self.store, &self.cache).await?;
+            self.reload(state).await?;
             if !refusing {
                 return Err(SequenceError::NotLeader(format!(
                     "expected size {expected}, found {}",
@@ -639,6 +670,16 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         if state.published.size < signed.head.size {
             self.adopt(state, &signed).await?;
         }
+        Ok(())
+    }
+
+    /// Reads the log's head, edge and latest checkpoint from storage again.
+    /// Until that succeeds, `state` is marked stale, so a failed reload is
+    /// tried again before the next batch rather than leaving a head that
+    /// storage may have moved past.
+    async fn reload(&self, state: &mut State) -> Result<(), SequenceError> {
+        state.stale = true;
+        *state = load(&self.origin, &self.store, &self.cache).await?;
         Ok(())
     }
 
@@ -869,5 +910,6 @@ async fn load<S: LogStore>(
         published,
         probe_dedup: 0,
         standing: Standing::Unchecked,
+        stale: false,
     })
 }

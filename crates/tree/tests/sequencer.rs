@@ -37,6 +37,8 @@ struct Faulty<S> {
     inner: S,
     fail_before: Arc<AtomicBool>,
     fail_after: Arc<AtomicBool>,
+    /// Loads of the log (`create_log`, its first read) to fail from now.
+    fail_loads: Arc<AtomicU64>,
     entries_read: Arc<AtomicU64>,
     full_tiles_read: Arc<AtomicU64>,
     dedup_lookups: Arc<AtomicU64>,
@@ -48,6 +50,7 @@ impl<S: LogStore + Clone> Faulty<S> {
             inner,
             fail_before: Arc::new(AtomicBool::new(false)),
             fail_after: Arc::new(AtomicBool::new(false)),
+            fail_loads: Arc::new(AtomicU64::new(0)),
             entries_read: Arc::new(AtomicU64::new(0)),
             full_tiles_read: Arc::new(AtomicU64::new(0)),
             dedup_lookups: Arc::new(AtomicU64::new(0)),
@@ -65,6 +68,15 @@ impl<S: LogStore + Clone> Faulty<S> {
 
 impl<S: LogStore> LogStore for Faulty<S> {
     async fn create_log(&self, origin: &str) -> StoreResult<TreeHead> {
+        let failing = self
+            .fail_loads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StorageError::Unavailable(
+                "injected: database unreachable".into(),
+            ));
+        }
         self.inner.create_log(origin).await
     }
     async fn head(&self, origin: &str) -> StoreResult<TreeHead> {
@@ -538,6 +550,80 @@ async fn signing_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
     h.acknowledge(&batch, answer).await;
 }
 
+/// A commit that fails to say it happened, then a reload that fails: the
+/// sequencer must not go on from the head it had. The retry is answered
+/// with the committed entries, as if nothing had failed.
+async fn a_failed_reload_is_tried_again_before_the_next_batch<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(10);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, answer).await;
+
+    let batch = h.batch(4);
+    h.store.fail_after.store(true, Ordering::SeqCst);
+    h.store.fail_loads.store(1, Ordering::SeqCst);
+    assert!(matches!(
+        h.sequencer.sequence(&batch).await,
+        Err(SequenceError::Storage(StorageError::Unavailable(_)))
+    ));
+    assert_eq!(h.store.head(ORIGIN).await.expect("head").size, 14);
+    let answer = h
+        .sequencer
+        .sequence(&batch)
+        .await
+        .expect("the retry is answered from storage");
+    let indices: Vec<u64> = answer.entries.iter().map(|e| e.index).collect();
+    assert_eq!(indices, [10, 11, 12, 13]);
+    assert!(answer.entries.iter().all(|e| e.duplicate));
+    h.acknowledge(&batch, answer).await;
+    let batch = h.batch(2);
+    let answer = h.sequencer.sequence(&batch).await.expect("next batch");
+    assert_eq!(answer.entries[0].index, 14);
+    h.acknowledge(&batch, answer).await;
+}
+
+/// A sequencer commits a head and fails to get it signed; a second one
+/// takes the log on from there. The first, asked again, must not keep
+/// asking the signer for its old head (refused for ever): it re-reads the
+/// log and carries on from where the other left it.
+async fn a_sequencer_overtaken_while_unsigned_carries_on<S: LogStore + Clone>(store: S) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(5);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, answer).await;
+
+    let unsigned = h.batch(3);
+    h.signer.fail_before.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        h.sequencer.sequence(&unsigned).await,
+        Err(SequenceError::Publish(PublishError::Unavailable(_)))
+    ));
+    let rival = Sequencer::open(ORIGIN, h.store.clone(), h.signer.clone())
+        .await
+        .expect("rival");
+    let theirs = h.batch(4);
+    let answer = rival.sequence(&theirs).await.expect("rival sequences");
+    assert_eq!(answer.size, 12);
+    h.acknowledge(&theirs, answer).await;
+
+    for _ in 0..3 {
+        let batch = h.batch(2);
+        let answer = h
+            .sequencer
+            .sequence(&batch)
+            .await
+            .expect("the overtaken sequencer carries on");
+        h.acknowledge(&batch, answer).await;
+    }
+    let answer = h.sequencer.sequence(&unsigned).await.expect("retry");
+    let indices: Vec<u64> = answer.entries.iter().map(|e| e.index).collect();
+    assert_eq!(indices, [5, 6, 7], "the unsigned entries were kept");
+    h.acknowledge(&unsigned, answer).await;
+    assert_eq!(h.checkpoints.last().expect("cp").size, 18);
+}
+
 async fn racing_sequencers_never_commit_twice<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
@@ -606,6 +692,8 @@ on_both_stores!(
     sequencing_reads_no_tile_back,
     commit_faults_never_lose_or_fork,
     signing_faults_never_lose_or_fork,
+    a_failed_reload_is_tried_again_before_the_next_batch,
+    a_sequencer_overtaken_while_unsigned_carries_on,
     racing_sequencers_never_commit_twice,
 );
 
@@ -662,4 +750,109 @@ async fn sequence_over_grpc_refuses_a_dedup_key_that_is_not_its_entrys() {
         .expect("the entry's own key")
         .into_inner();
     assert_eq!(answer.entries.len(), 1);
+}
+
+/// Positions of 2^63 and over fit no store's `bigint`: each is refused as
+/// the caller's mistake (`INVALID_ARGUMENT`, naming the field), on both
+/// stores, never answered `INTERNAL`.
+async fn positions_beyond_any_log_are_invalid_arguments<S: LogStore + Clone>(store: S) {
+    use evault_proto::v1::get_inclusion_proof_request::Leaf;
+    use evault_proto::v1::tree_service_server::TreeService as _;
+    use evault_proto::v1::{
+        FindEntriesRequest, GetConsistencyProofRequest, GetEntriesRequest, GetInclusionProofRequest,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(store, dir.path()).await;
+    let batch = h.batch(3);
+    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
+    h.acknowledge(&batch, answer).await;
+    let tree = evault_tree::TreeGrpc::new(h.sequencer, LogReader::new(ORIGIN, h.store.clone()));
+    let huge = 1u64 << 63;
+    let digest = evault_core::hash::sha256(b"evidence 1").to_vec();
+    let refusals = [
+        (
+            "index",
+            tree.get_inclusion_proof(tonic::Request::new(GetInclusionProofRequest {
+                leaf: Some(Leaf::Index(huge)),
+                tree_size: 3,
+            }))
+            .await
+            .map(drop),
+        ),
+        (
+            "tree_size",
+            tree.get_inclusion_proof(tonic::Request::new(GetInclusionProofRequest {
+                leaf: Some(Leaf::Index(0)),
+                tree_size: u64::MAX,
+            }))
+            .await
+            .map(drop),
+        ),
+        (
+            "first_size",
+            tree.get_consistency_proof(tonic::Request::new(GetConsistencyProofRequest {
+                first_size: huge,
+                second_size: 3,
+            }))
+            .await
+            .map(drop),
+        ),
+        (
+            "second_size",
+            tree.get_consistency_proof(tonic::Request::new(GetConsistencyProofRequest {
+                first_size: 1,
+                second_size: huge,
+            }))
+            .await
+            .map(drop),
+        ),
+        (
+            "start",
+            tree.get_entries(tonic::Request::new(GetEntriesRequest {
+                start: huge,
+                count: 1,
+            }))
+            .await
+            .map(drop),
+        ),
+        (
+            "page_token",
+            tree.find_entries(tonic::Request::new(FindEntriesRequest {
+                sha256: digest,
+                page_size: 10,
+                page_token: huge.to_string(),
+            }))
+            .await
+            .map(drop),
+        ),
+    ];
+    for (field, answer) in refusals {
+        let status = answer.expect_err(field);
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{field}: {status:?}"
+        );
+        assert!(status.message().starts_with(field), "{status:?}");
+    }
+}
+
+mod beyond_any_log {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        super::positions_beyond_any_log_are_invalid_arguments(
+            super::EmbeddedStore::open(dir.path()).expect("store"),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let schema = evault_test_support::PgSchema::create("evault_tree").await;
+        super::positions_beyond_any_log_are_invalid_arguments(super::postgres_store(&schema).await)
+            .await;
+        schema.drop_schema().await;
+    }
 }

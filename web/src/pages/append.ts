@@ -5,16 +5,13 @@
 // `evault append` writes it. The token stays in sessionStorage: it is gone
 // when the tab is closed.
 
-import { type MessageInitShape, create } from "@bufbuild/protobuf";
+import { type Appended, type Statement, encodeReceipt, formatReceived, toHex, verifyParsedReceipt } from "@evault/client";
 
-import { ingest, rpcFailure } from "../api.js";
+import { failure, vaultWithToken } from "../api.js";
 import { button, downloadLink, el, fileDrop, replace, setStatus } from "../dom.js";
 import { shown } from "../display.js";
 import { type HashedFile, hashFile } from "../evidence.js";
-import { AppendRequestSchema } from "../gen/evault/v1/ingest_pb.js";
-import { EvidenceStatementSchema, LabelSchema } from "../gen/evault/v1/log_pb.js";
 import { trustedKeys } from "../trust.js";
-import { encodeReceipt, formatReceived, toHex, verifyReceipt } from "../verify.js";
 
 const TOKEN = "evault.token";
 const DEFAULT_MEDIA_TYPE = "application/octet-stream";
@@ -40,6 +37,7 @@ export function appendPage(): { node: HTMLElement; show: () => void } {
   });
   token.value = sessionStorage.getItem(TOKEN) ?? "";
   token.addEventListener("input", () => sessionStorage.setItem(TOKEN, token.value.trim()));
+  const vault = vaultWithToken(() => token.value.trim());
 
   const fileInput = el("input", { id: "append-file", attrs: { type: "file", multiple: "", "aria-label": "evidence files" } });
   const zone = el("div", { id: "append-drop", class: "drop" }, "Drop evidence files here, or ", fileInput);
@@ -79,33 +77,24 @@ export function appendPage(): { node: HTMLElement; show: () => void } {
     results.prepend(item);
     setStatus(itemStatus, "busy", "appending…");
 
-    const fields: MessageInitShape<typeof EvidenceStatementSchema> = {
+    const statement: Statement = {
       sha256: h.sha256,
       size: BigInt(h.bytes.length),
       mediaType: mediaType.value.trim() || h.file.type || DEFAULT_MEDIA_TYPE,
       name: h.file.name,
-      labels: labelList.map((l) => create(LabelSchema, l)),
+      labels: labelList,
       ...(upload.checked ? { content: h.bytes } : {}),
     };
-    const statement = create(EvidenceStatementSchema, fields);
 
-    let response;
+    let response: Appended;
     try {
-      response = await ingest.append(create(AppendRequestSchema, { statement }), {
-        headers: { authorization: `Bearer ${token.value.trim()}` },
-      });
+      response = await vault.append(statement);
     } catch (e) {
       item.dataset["state"] = "fail";
-      setStatus(itemStatus, "fail", `rejected: ${rpcFailure(e)}`);
+      setStatus(itemStatus, "fail", `rejected: ${failure(e)}`);
       return;
     }
-    const wire = response.receipt;
-    if (wire === undefined) {
-      item.dataset["state"] = "fail";
-      setStatus(itemStatus, "fail", "the vault answered without a receipt");
-      return;
-    }
-    const receipt = { extra: wire.entry, index: wire.index, proof: wire.inclusionProof, checkpoint: wire.checkpoint };
+    const receipt = response.receipt;
     let bytes: Uint8Array;
     try {
       bytes = encodeReceipt(receipt);
@@ -118,7 +107,7 @@ export function appendPage(): { node: HTMLElement; show: () => void } {
       testid: "receipt-download",
     });
     item.appendChild(el("details", { class: "receipt" }, el("summary", {}, "Receipt file"), el("pre", { class: "note", testid: "receipt-text" }, shown(new TextDecoder().decode(bytes)))));
-    const logged = `logged at index ${wire.index}${response.duplicate ? " (logged before: the original receipt)" : ""}`;
+    const logged = `logged at index ${receipt.index}${response.duplicate ? " (logged before: the original receipt)" : ""}`;
     const keys = await trustedKeys();
     if (keys.length === 0) {
       item.dataset["state"] = "ok";
@@ -126,7 +115,7 @@ export function appendPage(): { node: HTMLElement; show: () => void } {
       return;
     }
     try {
-      const verified = await verifyReceipt(receipt, keys, { evidence: h.bytes });
+      const verified = await verifyParsedReceipt(receipt, keys, { evidence: h.bytes });
       const entry = verified.entry;
       const who = "error" in entry ? "" : `, by ${shown(entry.principal)} at ${formatReceived(entry.receivedMs)}`;
       item.dataset["state"] = "ok";

@@ -3,11 +3,12 @@
 // the keys this browser trusts. Nothing is verified with a key until the
 // user trusts it.
 
+import { keyFingerprint } from "@evault/client";
+
 import { fetchVerifierKeys } from "../api.js";
 import { button, el, replace, setStatus } from "../dom.js";
 import { shortFingerprint, shown } from "../display.js";
 import { distrustKey, onTrustChange, trustKey, trustedKeyLines } from "../trust.js";
-import { keyFingerprint } from "../verify.js";
 
 async function keyItem(line: string, action: HTMLElement, testid: string): Promise<HTMLLIElement> {
   const fingerprint = await keyFingerprint(line);

@@ -4,15 +4,6 @@
 // a dropped file; and, for any entry shown, an inclusion proof verified in
 // the page and offered as a receipt file.
 
-import { create } from "@bufbuild/protobuf";
-
-import { failure, rpcFailure, tree } from "../api.js";
-import { type Child, button, downloadLink, el, fileDrop, replace, setStatus } from "../dom.js";
-import { shown } from "../display.js";
-import { entriesTable, entryRow } from "../entries.js";
-import { hashFile } from "../evidence.js";
-import { GetInclusionProofRequestSchema } from "../gen/evault/v1/tree_pb.js";
-import { lastCheckpoint, onTrustChange, rememberCheckpoint, trustedKeys } from "../trust.js";
 import {
   type Checkpoint,
   type SignedCheckpoint,
@@ -26,8 +17,15 @@ import {
   toBase64,
   toHex,
   verifyExtension,
-  verifyReceipt,
-} from "../verify.js";
+  verifyParsedReceipt,
+} from "@evault/client";
+
+import { failure, rpcFailure, vault } from "../api.js";
+import { type Child, button, downloadLink, el, fileDrop, replace, setStatus } from "../dom.js";
+import { shown } from "../display.js";
+import { entriesTable, entryRow } from "../entries.js";
+import { hashFile } from "../evidence.js";
+import { lastCheckpoint, onTrustChange, rememberCheckpoint, trustedKeys } from "../trust.js";
 import { keysPanel } from "./keys.js";
 
 const PAGE = 25;
@@ -83,24 +81,17 @@ export function logPage(): { node: HTMLElement; show: () => void } {
       const size = latest?.checkpoint.size ?? 0n;
       let response;
       try {
-        response = await tree.getInclusionProof(
-          create(GetInclusionProofRequestSchema, { leaf: { case: "index", value: index }, treeSize: size }),
-        );
+        response = await vault.inclusionProof(index, size);
       } catch (e) {
-        setStatus(out, "fail", rpcFailure(e));
+        setStatus(out, "fail", failure(e));
         return;
       }
-      const receipt = {
-        extra: entry,
-        index,
-        proof: response.inclusionProof,
-        checkpoint: response.checkpoint?.note ?? new Uint8Array(),
-      };
+      const receipt = { extra: entry, index, proof: response.proof, checkpoint: response.checkpoint };
       const file = downloadLink("download .tlog-proof", `entry-${index}.tlog-proof`, encodeReceipt(receipt), "application/octet-stream", {
         testid: "entry-receipt-download",
       });
       try {
-        await verifyReceipt(receipt, await trustedKeys());
+        await verifyParsedReceipt(receipt, await trustedKeys());
         setStatus(out, "ok", "included ✓ ", file);
       } catch (e) {
         setStatus(out, "fail", `not verified: ${(e as Error).message} `, file);
@@ -118,11 +109,10 @@ export function logPage(): { node: HTMLElement; show: () => void } {
     replace(cpHistory);
     let note: Uint8Array;
     try {
-      const response = await tree.getCheckpoint({});
-      note = response.checkpoint?.note ?? new Uint8Array();
+      note = await vault.checkpoint();
     } catch (e) {
       if (mine !== cpRun) return;
-      setStatus(cpStatus, "fail", `Cannot fetch the checkpoint: ${rpcFailure(e)}`);
+      setStatus(cpStatus, "fail", `Cannot fetch the checkpoint: ${failure(e)}`);
       latest = null;
       return;
     }
@@ -183,8 +173,7 @@ export function logPage(): { node: HTMLElement; show: () => void } {
       const before = parseCheckpoint(parseNote(previous).text);
       let proof: Uint8Array[] = [];
       if (before.size > 0n && before.size < current.checkpoint.size) {
-        const response = await tree.getConsistencyProof({ firstSize: before.size, secondSize: current.checkpoint.size });
-        proof = response.consistencyProof;
+        proof = (await vault.consistencyProof(before.size, current.checkpoint.size)).proof;
       }
       await verifyExtension(previous, current.note, proof, await trustedKeys());
       rememberCheckpoint(origin, current.note);
@@ -212,8 +201,8 @@ export function logPage(): { node: HTMLElement; show: () => void } {
     const start = oldest > BigInt(PAGE) ? oldest - BigInt(PAGE) : 0n;
     setStatus(entriesStatus, "busy", "Loading entries…");
     try {
-      const response = await tree.getEntries({ start, count: Number(oldest - start) });
-      const rows = response.entries.filter((e) => e.index < oldest).reverse();
+      const entries = await vault.entries(start, Number(oldest - start));
+      const rows = entries.filter((e) => e.index < oldest).reverse();
       for (const e of rows) entriesBody.appendChild(entryRow(e.index, e.entry, proveAction(e.index, e.entry)));
       oldest = start;
       setStatus(entriesStatus, "info", `Entries ${oldest} to ${(latest.checkpoint.size - 1n).toString()} of the checkpoint's tree, newest first.`);
@@ -237,7 +226,7 @@ export function logPage(): { node: HTMLElement; show: () => void } {
     if (findDigest === null) return;
     setStatus(findStatus, "busy", "Searching…");
     try {
-      const response = await tree.findEntries({ sha256: findDigest, pageSize: FIND_PAGE, pageToken: findToken });
+      const response = await vault.find(findDigest, { pageSize: FIND_PAGE, pageToken: findToken });
       for (const e of response.entries) foundBody.appendChild(entryRow(e.index, e.entry, proveAction(e.index, e.entry)));
       findToken = response.nextPageToken;
       findMore.hidden = findToken === "";

@@ -4,11 +4,6 @@
 // checkpoint saved earlier (pasted or dropped), with a consistency proof
 // from TreeService.GetConsistencyProof verified in the page.
 
-import { failure, tree } from "../api.js";
-import { type Child, button, el, fileDrop, replace, setStatus } from "../dom.js";
-import { formatSize, shown } from "../display.js";
-import { readFile } from "../evidence.js";
-import { onTrustChange, trustKey, trustedKeyLines, trustedKeys } from "../trust.js";
 import {
   type VerifiedReceipt,
   formatReceived,
@@ -19,8 +14,14 @@ import {
   toBase64,
   toHex,
   verifyExtension,
-  verifyReceipt,
-} from "../verify.js";
+  verifyParsedReceipt,
+} from "@evault/client";
+
+import { failure, vault } from "../api.js";
+import { type Child, button, el, fileDrop, replace, setStatus } from "../dom.js";
+import { formatSize, shown } from "../display.js";
+import { readFile } from "../evidence.js";
+import { onTrustChange, trustKey, trustedKeyLines, trustedKeys } from "../trust.js";
 
 function receiptDetails(v: VerifiedReceipt, evidenceName: string | null): HTMLElement {
   const rows: Array<[string, string]> = [
@@ -98,7 +99,7 @@ export function verifyPage(): { node: HTMLElement; show: () => void } {
       if (keys.length === 0) throw new Error("no key is trusted in this browser");
       const receipt = parseReceipt(await readFile(receiptFile));
       const evidence = evidenceFile === null ? undefined : await readFile(evidenceFile);
-      const verified = await verifyReceipt(receipt, keys, evidence === undefined ? {} : { evidence });
+      const verified = await verifyParsedReceipt(receipt, keys, evidence === undefined ? {} : { evidence });
       show(
         "ok",
         el("strong", {}, "Receipt verified ✓"),
@@ -144,15 +145,14 @@ export function verifyPage(): { node: HTMLElement; show: () => void } {
       const text = saved.value.replace(/\r\n/g, "\n");
       const older = new TextEncoder().encode(text.endsWith("\n") ? text : `${text}\n`);
       const before = parseCheckpoint(parseNote(older).text);
-      const latest = await tree.getCheckpoint({});
-      const newer = latest.checkpoint?.note ?? new Uint8Array();
+      const newer = await vault.checkpoint();
       const after = parseCheckpoint(parseNote(newer).text);
       let proof: Uint8Array[] = [];
       let checkpoint = newer;
       if (before.size > 0n && before.size < after.size) {
-        const response = await tree.getConsistencyProof({ firstSize: before.size, secondSize: after.size });
-        proof = response.consistencyProof;
-        checkpoint = response.checkpoint?.note ?? newer;
+        const response = await vault.consistencyProof(before.size, after.size);
+        proof = response.proof;
+        checkpoint = response.checkpoint;
       }
       const v = await verifyExtension(older, checkpoint, proof, keys);
       setStatus(
