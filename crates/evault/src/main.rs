@@ -35,6 +35,7 @@ mod identity;
 mod json;
 mod keygen;
 mod keys;
+mod lead;
 mod outcome;
 mod probes;
 mod proof;

@@ -60,22 +60,3 @@ impl ProbeArgs {
         Ok(Some(reporter))
     }
 }
-
-/// Keeps `service` on `reporter` following `serving` (true: `SERVING`).
-pub(crate) async fn follow(
-    reporter: HealthReporter,
-    service: &'static str,
-    mut serving: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        let status = if *serving.borrow_and_update() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        reporter.set_service_status(service, status).await;
-        if serving.changed().await.is_err() {
-            return;
-        }
-    }
-}

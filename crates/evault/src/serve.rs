@@ -279,7 +279,13 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
         }
         let mut server = tokio::spawn(evault_tree::serve(a.connections.incoming(listener), tree.clone(), tls.server, shutdown_signal()));
         let mut leadership = match &a.storage.database_url {
-            Some(url) => Some(lead(url, &a.origin, &mut server).await?),
+            Some(url) => {
+                let stopped = async {
+                    let _ = (&mut server).await;
+                };
+                let led = crate::lead::lead(url, &a.origin, stopped).await;
+                Some(led.map_err(|_| usage("the tree server stopped while standing by"))?)
+            }
             None => None,
         };
         let sequencer = Sequencer::open(&a.origin, store.clone(), publisher.clone())
@@ -288,57 +294,18 @@ async fn serve_tree(a: TreeArgs) -> Outcome {
         let trail = crate::vault::start_audit_trail(&sequencer, store, publisher).await?;
         tree.promote(Arc::new(sequencer));
         tracing::info!(origin = %a.origin, "tree is the active sequencer");
-        let lost = async {
-            match leadership.as_mut() {
-                Some(l) => l.lost().await,
-                None => std::future::pending().await,
+        let served = async {
+            let served = (&mut server).await;
+            // A graceful stop: still the leader, so the trail is written
+            // out first.
+            crate::vault::flush_audit_trail(&trail).await;
+            match served {
+                Ok(result) => result.map_err(served_error("tree")),
+                Err(e) => Err(usage(format!("tree server task: {e}"))),
             }
         };
-        tokio::select! {
-            served = &mut server => {
-                // A graceful stop: still the leader, so the trail is
-                // written out first.
-                crate::vault::flush_audit_trail(&trail).await;
-                match served {
-                    Ok(result) => result.map_err(served_error("tree")),
-                    Err(e) => Err(usage(format!("tree server task: {e}"))),
-                }
-            },
-            reason = lost => {
-                tracing::error!(%reason, "lost the log's leadership; exiting so a standby takes over");
-                Err(usage(format!("lost the log's leadership: {reason}")))
-            }
-        }
+        crate::lead::while_leading(leadership.as_mut(), served).await
     })
-}
-
-/// How often a standby tries to take the lead: a leader that is gone
-/// (its session ended, or its lease ran out) is replaced within this.
-const STANDBY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Waits until this process leads `origin`, trying every
-/// [`STANDBY_POLL`], unless the server stops first.
-pub(crate) async fn lead(
-    url: &str,
-    origin: &str,
-    server: &mut tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-) -> Result<evault_storage::postgres::Leadership, Failure> {
-    let mut announced = false;
-    loop {
-        match evault_storage::postgres::PostgresStore::try_lead(url, origin).await {
-            Ok(Some(leadership)) => return Ok(leadership),
-            Ok(None) if !announced => {
-                tracing::info!(%origin, "another tree leads the log; standing by");
-                announced = true;
-            }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "cannot reach the database to take the lead"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(STANDBY_POLL) => {}
-            _ = &mut *server => return Err(usage("the tree server stopped while standing by")),
-        }
-    }
 }
 
 /// Apply the database migrations: the log's, the signer's, or both.

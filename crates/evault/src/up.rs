@@ -75,7 +75,15 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
         // long as a lock of a process that just died takes to go (its
         // session ending, or its lease running out: a restart).
         let mut leadership = match &args.storage.database_url {
-            Some(url) => Some(take_lead(url, &origin).await?),
+            Some(url) => {
+                let led = crate::lead::lead(url, &origin, tokio::time::sleep(LEAD_WAIT)).await;
+                Some(led.map_err(|last| match last {
+                    Some(error) => usage(format!("--database-url: {error}")),
+                    None => usage(format!(
+                        "another process (a tree, or another `evault up`) leads {origin} in this database"
+                    )),
+                })?)
+            }
             None => None,
         };
         // The signer's record is a file of its own, apart from the log
@@ -110,16 +118,7 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
             let signer = CheckpointSigner::new(&origin, keys, signer_store).map_err(usage)?;
             let front = Front { incoming: args.connections.incoming(listener), cors, probe };
             let served = run_all(store, signer, local.layer, rate, front, shutdown_signal());
-            match leadership.as_mut() {
-                None => served.await,
-                Some(leadership) => tokio::select! {
-                    served = served => served,
-                    reason = leadership.lost() => {
-                        tracing::error!(%reason, "lost the log's leadership; stopping");
-                        Err(usage(format!("lost the log's leadership: {reason}")))
-                    }
-                },
-            }
+            crate::lead::while_leading(leadership.as_mut(), served).await
         })
     });
     telemetry.stop();
@@ -127,28 +126,6 @@ pub(crate) fn run(args: UpArgs) -> Outcome {
 }
 
 /// How long `up` waits for the log's lock before saying another process
-/// holds it: over the lease of a leader that died without closing.
+/// holds it: over the lease of a leader that died without closing (a
+/// restart).
 const LEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Takes the lead of `origin` in the database at `url`, waiting at most
-/// [`LEAD_WAIT`] for a lock left by a process that just died.
-async fn take_lead(
-    url: &str,
-    origin: &str,
-) -> Result<evault_storage::postgres::Leadership, crate::outcome::Failure> {
-    let deadline = tokio::time::Instant::now() + LEAD_WAIT;
-    loop {
-        let taken = evault_storage::postgres::PostgresStore::try_lead(url, origin)
-            .await
-            .map_err(|e| usage(format!("--database-url: {e}")))?;
-        if let Some(leadership) = taken {
-            return Ok(leadership);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(usage(format!(
-                "another process (a tree, or another `evault up`) leads {origin} in this database"
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-}

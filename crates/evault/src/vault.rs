@@ -229,9 +229,8 @@ where
     } = front;
     if let Some(reporter) = probe {
         // Appends follow the sequencer, as on the vault's own port.
-        tokio::spawn(crate::probes::follow(
+        tokio::spawn(evault_gateway::follow_appends(
             reporter,
-            "evault.v1.IngestService",
             sequencer.sequencing(),
         ));
     }

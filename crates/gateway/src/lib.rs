@@ -105,13 +105,7 @@ pub async fn serve_reporting(
     // Said before the first call is served, then followed.
     let now = *appending.borrow_and_update();
     report_appends(&reporter, now).await;
-    let follow = async move {
-        while appending.changed().await.is_ok() {
-            let now = *appending.borrow_and_update();
-            report_appends(&reporter, now).await;
-        }
-        std::future::pending::<()>().await
-    };
+    let follow = follow_appends(reporter, appending);
     let router = grpc
         .add_service(health)
         .add_service(reflection_v1())
@@ -192,6 +186,20 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 async fn with_browser_headers(mut response: axum::response::Response) -> axum::response::Response {
     ui::browser_headers(response.headers_mut());
     response
+}
+
+/// Keeps `reporter` saying whether appends are taken
+/// (`evault.v1.IngestService` `SERVING` while `appending`, `NOT_SERVING`
+/// otherwise): at once, then at each change, for as long as it runs.
+pub async fn follow_appends(reporter: HealthReporter, mut appending: watch::Receiver<bool>) {
+    loop {
+        let now = *appending.borrow_and_update();
+        report_appends(&reporter, now).await;
+        if appending.changed().await.is_err() {
+            // Nothing will change any more: the last word stands.
+            return std::future::pending().await;
+        }
+    }
 }
 
 async fn report_appends(reporter: &HealthReporter, appending: bool) {

@@ -347,7 +347,11 @@ async fn run<T: SequenceBatch>(
                 }
             }
         }
-        carried = batch.split_off(within_bytes(&batch, config.max_batch_bytes));
+        let fit = evault_proto::transport::entries_within(
+            batch.iter().map(|w| w.entry.entry.len()),
+            config.max_batch_bytes,
+        );
+        carried = batch.split_off(fit);
         let mut entries = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         let mut appends = Vec::with_capacity(batch.len());
@@ -370,20 +374,6 @@ async fn run<T: SequenceBatch>(
             .instrument(span),
         );
     }
-}
-
-/// How many of `batch`, from the first, fit in `max_bytes` of entries: at
-/// least one, so that every entry is sent (an entry is at most 64 KiB,
-/// far below any byte bound).
-fn within_bytes(batch: &[Waiting], max_bytes: usize) -> usize {
-    let mut bytes = 0;
-    batch
-        .iter()
-        .position(|w| {
-            bytes += w.entry.entry.len();
-            bytes > max_bytes
-        })
-        .map_or(batch.len(), |over| over.max(1))
 }
 
 /// Answers each caller of a batch with its receipt, or the batch's error.

@@ -100,26 +100,28 @@ async fn start(config: BatchConfig, slow: bool) -> Vault {
     start_limited(config, slow, None).await
 }
 
-async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>) -> Vault {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path()).expect("store");
+/// The log in `dir` (the embedded store), sequenced with an in-process
+/// signer of a new key; and that key's verifier key.
+async fn log_in(
+    dir: &std::path::Path,
+) -> (
+    EmbeddedStore,
+    Vec<VerifierKey>,
+    Sequencer<EmbeddedStore, CheckpointSigner<SignerFile>>,
+) {
+    let store = EmbeddedStore::open(dir).expect("store");
     let (key, _) = SigningKey::generate(ORIGIN).expect("key");
     let keys = vec![key.verifier_key().clone()];
-    let signer_store = SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file");
+    let signer_store = SignerFile::open(&dir.join(SIGNER_FILE)).expect("signer file");
     let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer");
-    let tree = Arc::new(
-        Sequencer::open(ORIGIN, store.clone(), signer)
-            .await
-            .expect("tree"),
-    );
-    let batcher = if slow {
-        Batcher::start(Arc::new(Slow(tree)), config)
-    } else {
-        Batcher::start(tree, config)
-    };
-    let ingest = IngestGrpc::new(auth().await, rate, store.clone(), batcher);
-    let audit = Arc::new(Recorder::default());
-    let evidence = EvidenceGrpc::new(auth().await, store.clone(), Arc::clone(&audit));
+    let sequencer = Sequencer::open(ORIGIN, store.clone(), signer)
+        .await
+        .expect("tree");
+    (store, keys, sequencer)
+}
+
+/// A listener on a port of its own, and its address.
+async fn port_zero() -> (evault_proto::guard::GuardedIncoming, std::net::SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -128,6 +130,22 @@ async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>)
         listener,
         evault_proto::guard::ConnectionLimits::default(),
     );
+    (incoming, addr)
+}
+
+async fn start_limited(config: BatchConfig, slow: bool, rate: Option<RateLimit>) -> Vault {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, keys, sequencer) = log_in(dir.path()).await;
+    let tree = Arc::new(sequencer);
+    let batcher = if slow {
+        Batcher::start(Arc::new(Slow(tree)), config)
+    } else {
+        Batcher::start(tree, config)
+    };
+    let ingest = IngestGrpc::new(auth().await, rate, store.clone(), batcher);
+    let audit = Arc::new(Recorder::default());
+    let evidence = EvidenceGrpc::new(auth().await, store.clone(), Arc::clone(&audit));
+    let (incoming, addr) = port_zero().await;
     tokio::spawn(serve(
         incoming,
         ingest,
@@ -722,22 +740,9 @@ async fn a_principal_over_its_rate_is_told_when_to_retry_and_its_stream_held_bac
 /// store and an in-process signer; its address, and what keeps it alive.
 async fn tree_server() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path()).expect("store");
-    let (key, _) = SigningKey::generate(ORIGIN).expect("key");
-    let signer_store = SignerFile::open(&dir.path().join(SIGNER_FILE)).expect("signer file");
-    let signer = CheckpointSigner::new(ORIGIN, vec![Box::new(key)], signer_store).expect("signer");
-    let sequencer = Sequencer::open(ORIGIN, store.clone(), signer)
-        .await
-        .expect("tree");
+    let (store, _, sequencer) = log_in(dir.path()).await;
     let tree = evault_tree::TreeGrpc::new(sequencer, evault_tree::LogReader::new(ORIGIN, store));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let incoming = evault_proto::transport::incoming(
-        listener,
-        evault_proto::guard::ConnectionLimits::default(),
-    );
+    let (incoming, addr) = port_zero().await;
     tokio::spawn(evault_tree::serve(
         incoming,
         tree,

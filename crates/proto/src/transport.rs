@@ -54,6 +54,23 @@ pub const MAX_ANSWER: usize = MAX_MESSAGE + (64 << 10);
 /// well under [`MAX_MESSAGE`] and no caller's large entry fails a batch.
 pub const MAX_ENTRY_BYTES: usize = 4 << 20;
 
+/// How many entries, of `lengths` bytes each from the first, fit in
+/// `max_bytes`: at least one, so that a batch always carries an entry and
+/// a reader paging through the log always moves on (an entry is at most
+/// 64 KiB, far below any byte bound).
+pub fn entries_within(lengths: impl IntoIterator<Item = usize>, max_bytes: usize) -> usize {
+    let mut bytes = 0;
+    let mut fit = 0;
+    for length in lengths {
+        bytes += length;
+        if bytes > max_bytes {
+            return fit.max(1);
+        }
+        fit += 1;
+    }
+    fit
+}
+
 /// How often an idle connection is probed, and how long an answer may
 /// take: a peer that vanished without closing is noticed within half a
 /// minute instead of never.
@@ -164,6 +181,15 @@ mod tests {
             unreachable!("the stream neither ends nor fails");
         };
         assert!(connection.get_ref().nodelay().expect("read TCP_NODELAY"));
+    }
+
+    #[test]
+    fn entries_fit_their_byte_bound_and_at_least_one_goes() {
+        assert_eq!(entries_within([300, 300, 300, 300], 1000), 3);
+        assert_eq!(entries_within([300, 700], 1000), 2);
+        assert_eq!(entries_within([2000, 1], 1000), 1);
+        assert_eq!(entries_within([1, 1], 1000), 2);
+        assert_eq!(entries_within([], 1000), 0);
     }
 
     #[test]

@@ -683,16 +683,16 @@ impl LogStore for PostgresStore {
             let insert = prepared(
                 &client,
                 "WITH stored AS (
-                 INSERT INTO checkpoints (log_id, size, note)
-                 SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
-                 ON CONFLICT (log_id, size) DO NOTHING
-                 RETURNING size
-             ), superseded AS (
-                 DELETE FROM checkpoints WHERE log_id = $1 AND size IN (
-                     SELECT size FROM checkpoints WHERE log_id = $1
-                     ORDER BY size DESC OFFSET $4 LIMIT $5)
-             )
-             SELECT count(*) FROM stored",
+                     INSERT INTO checkpoints (log_id, size, note)
+                     SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
+                     ON CONFLICT (log_id, size) DO NOTHING
+                     RETURNING size
+                 ), superseded AS (
+                     DELETE FROM checkpoints WHERE log_id = $1 AND size IN (
+                         SELECT size FROM checkpoints WHERE log_id = $1
+                         ORDER BY size DESC OFFSET $4 LIMIT $5)
+                 )
+                 SELECT count(*) FROM stored",
             )
             .await?;
             let kept = CHECKPOINTS_KEPT as i64 - 1;

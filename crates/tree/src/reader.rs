@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use evault_core::{Checkpoint, Hash, Note, ProofPlan};
-use evault_proto::transport::MAX_ENTRY_BYTES;
+use evault_proto::transport::{MAX_ENTRY_BYTES, entries_within};
 use evault_storage::tiles::TileCache;
 use evault_storage::{LogStore, StorageError};
 
@@ -194,7 +194,10 @@ impl<S: LogStore> LogReader<S> {
         }
         let count = count.min(MAX_ENTRIES_PER_READ).min(size - start);
         let mut entries = self.store.read_entries(&self.origin, start, count).await?;
-        entries.truncate(within_answer(&entries));
+        entries.truncate(entries_within(
+            entries.iter().map(Vec::len),
+            MAX_ENTRY_BYTES,
+        ));
         Ok((start..).zip(entries).collect())
     }
 
@@ -229,18 +232,4 @@ impl<S: LogStore> LogReader<S> {
         }
         Ok((found, next))
     }
-}
-
-/// How many of `entries`, from the first, fit in one answer
-/// ([`MAX_ENTRY_BYTES`]): at least one, so that a reader paging through
-/// the log always moves on.
-fn within_answer(entries: &[Vec<u8>]) -> usize {
-    let mut bytes = 0;
-    entries
-        .iter()
-        .position(|entry| {
-            bytes += entry.len();
-            bytes > MAX_ENTRY_BYTES
-        })
-        .map_or(entries.len(), |over| over.max(1))
 }

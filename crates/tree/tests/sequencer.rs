@@ -258,6 +258,13 @@ impl<S: LogStore + Clone> Harness<S> {
             .collect()
     }
 
+    /// Sequences a batch of `n` new entries and acknowledges it.
+    async fn log(&mut self, n: u32) {
+        let batch = self.batch(n);
+        let answer = self.sequencer.sequence(&batch).await.expect("sequence");
+        self.acknowledge(&batch, answer).await;
+    }
+
     /// Verifies a checkpoint and that it extends the previous one.
     async fn observe(&mut self, note: &[u8]) {
         let cp = open_checkpoint(note, &self.keys, Some(ORIGIN))
@@ -434,9 +441,7 @@ async fn invalid_entries_are_refused_and_nothing_is_logged<S: LogStore + Clone>(
 async fn restart_continues_the_same_log<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
-    let batch = h.batch(300);
-    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
-    h.acknowledge(&batch, answer).await;
+    h.log(300).await;
     h.store.reads();
     h.sequencer = Sequencer::open(ORIGIN, h.store.clone(), h.signer.clone())
         .await
@@ -472,9 +477,7 @@ async fn sequencing_reads_no_tile_back<S: LogStore + Clone>(store: S) {
 async fn commit_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
-    let batch = h.batch(10);
-    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
-    h.acknowledge(&batch, answer).await;
+    h.log(10).await;
 
     // Failed, nothing persisted: an error, and the retry logs the batch.
     let batch = h.batch(4);
@@ -504,9 +507,7 @@ async fn commit_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
 async fn signing_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
-    let batch = h.batch(10);
-    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
-    h.acknowledge(&batch, answer).await;
+    h.log(10).await;
 
     // Failed, nothing signed: no receipt; the retry finds the entries
     // logged and gets them signed.
@@ -556,9 +557,7 @@ async fn signing_faults_never_lose_or_fork<S: LogStore + Clone>(store: S) {
 async fn a_failed_reload_is_tried_again_before_the_next_batch<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
-    let batch = h.batch(10);
-    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
-    h.acknowledge(&batch, answer).await;
+    h.log(10).await;
 
     let batch = h.batch(4);
     h.store.fail_after.store(true, Ordering::SeqCst);
@@ -590,9 +589,7 @@ async fn a_failed_reload_is_tried_again_before_the_next_batch<S: LogStore + Clon
 async fn a_sequencer_overtaken_while_unsigned_carries_on<S: LogStore + Clone>(store: S) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
-    let batch = h.batch(5);
-    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
-    h.acknowledge(&batch, answer).await;
+    h.log(5).await;
 
     let unsigned = h.batch(3);
     h.signer.fail_before.store(true, Ordering::SeqCst);
@@ -764,9 +761,7 @@ async fn positions_beyond_any_log_are_invalid_arguments<S: LogStore + Clone>(sto
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(store, dir.path()).await;
-    let batch = h.batch(3);
-    let answer = h.sequencer.sequence(&batch).await.expect("sequence");
-    h.acknowledge(&batch, answer).await;
+    h.log(3).await;
     let tree = evault_tree::TreeGrpc::new(h.sequencer, LogReader::new(ORIGIN, h.store.clone()));
     let huge = 1u64 << 63;
     let digest = evault_core::hash::sha256(b"evidence 1").to_vec();
