@@ -460,18 +460,38 @@ pub struct TreeReader<'r, R: TileReader> {
     source: &'r mut R,
     tiles: HashMap<(u8, u64), Vec<u8>>,
     nodes: HashMap<(u32, u64), Hash>,
+    /// Roots of ranges [lo, hi) that take more than one node or reach the
+    /// tree's right edge, where nodes lie in partial tiles and are hashed
+    /// anew: proofs of one tree end in the same few such ranges.
+    ranges: HashMap<(u64, u64), Hash>,
 }
 
 impl<'r, R: TileReader> TreeReader<'r, R> {
     /// Opens the tree of `size` leaves stored in `source`. Proofs for any
     /// smaller size come from the same tiles: tiles only ever grow.
     pub fn new(size: u64, source: &'r mut R) -> Self {
+        Self::with_ranges(size, source, HashMap::new())
+    }
+
+    /// Opens the tree of `size` leaves, knowing the roots of `ranges` in
+    /// it, as an earlier reader of the same tree found them
+    /// ([`TreeReader::into_ranges`]).
+    pub fn with_ranges(size: u64, source: &'r mut R, ranges: HashMap<(u64, u64), Hash>) -> Self {
         TreeReader {
             size,
             source,
             tiles: HashMap::new(),
             nodes: HashMap::new(),
+            ranges,
         }
+    }
+
+    /// The roots of the ranges reaching the tree's right edge that this
+    /// reader knows: what proofs of the same tree would hash again.
+    pub fn into_ranges(mut self) -> HashMap<(u64, u64), Hash> {
+        let size = self.size;
+        self.ranges.retain(|&(_, hi), _| hi == size);
+        self.ranges
     }
 
     /// Size of the stored tree.
@@ -535,10 +555,18 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
         plan.ranges
             .iter()
             .map(|&(lo, hi)| {
+                if let Some(root) = self.ranges.get(&(lo, hi)) {
+                    return Ok(*root);
+                }
                 let roots = range_nodes(lo, hi)
                     .map(|(height, index)| self.node(height, index))
                     .collect::<Result<Vec<_>, _>>()?;
-                fold_right(&roots).ok_or_else(|| ProveError::OutOfRange("empty range".into()))
+                let root = fold_right(&roots)
+                    .ok_or_else(|| ProveError::OutOfRange("empty range".into()))?;
+                if roots.len() > 1 || hi == self.size {
+                    self.ranges.insert((lo, hi), root);
+                }
+                Ok(root)
             })
             .collect()
     }
@@ -767,5 +795,41 @@ mod tests {
             plain.reads
         );
         assert!(with_nodes.reads <= 3, "{} reads", with_nodes.reads);
+    }
+
+    #[test]
+    fn a_reader_given_the_right_edge_neither_reads_nor_hashes_it_again() {
+        let size = 70_000u64;
+        // Leaves of the first 65,536, whose proofs read full tiles but for
+        // the right edge.
+        let plans: Vec<ProofPlan> = [3, 1_000, 40_000, 65_535]
+            .into_iter()
+            .map(|index| ProofPlan::inclusion(index, size).expect("plan"))
+            .collect();
+        let mut first = stored(size as u32, true);
+        let mut reader = TreeReader::new(size, &mut first);
+        let proofs: Vec<_> = plans
+            .iter()
+            .map(|p| reader.prove(p).expect("proof"))
+            .collect();
+        let edge = reader.into_ranges();
+        assert!(!edge.is_empty());
+        assert!(edge.keys().all(|&(_, hi)| hi == size), "{edge:?}");
+
+        // The same proofs, with the edge known: the partial tiles that a
+        // fresh reader reads (and hashes) are not touched.
+        let mut second = stored(size as u32, true);
+        let mut reader = TreeReader::with_ranges(size, &mut second, edge.clone());
+        for (plan, proof) in plans.iter().zip(&proofs) {
+            assert_eq!(&reader.prove(plan).expect("proof"), proof);
+        }
+        drop(reader);
+        assert_eq!(second.reads, 0);
+
+        // What it is given is what it uses.
+        let mut third = stored(size as u32, true);
+        let wrong: HashMap<_, _> = edge.keys().map(|&k| (k, Hash([7; 32]))).collect();
+        let mut reader = TreeReader::with_ranges(size, &mut third, wrong);
+        assert_ne!(&reader.prove(&plans[0]).expect("proof"), &proofs[0]);
     }
 }

@@ -49,21 +49,37 @@ pub(crate) fn start(runtime: &tokio::runtime::Runtime, service: &str) -> Telemet
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = subscriber(filter, provider.as_ref()).try_init();
+    Telemetry { provider }
+}
+
+/// The process's subscriber: the log, filtered by `filter`, and the
+/// traces of `provider` when there is one.
+///
+/// Without traces, no trace layer is added at all, not even an empty
+/// one: `tracing_subscriber` takes an absent (`None`) layer as one that
+/// wants every span, and the registry would then build each span (a
+/// slab entry and its fields) for nobody, on every call and every
+/// appended entry.
+fn subscriber(
+    filter: EnvFilter,
+    provider: Option<&SdkTracerProvider>,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
     // The log shows events only, as it always has: spans are for traces.
     let log = fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter.and(filter_fn(|metadata| metadata.is_event())));
-    let traces = provider.as_ref().map(|provider| {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("evault"))
-            .with_filter(LevelFilter::INFO)
-    });
-    let _ = tracing_subscriber::registry()
-        .with(log)
-        .with(traces)
-        .try_init();
-    Telemetry { provider }
+    let registry = tracing_subscriber::registry().with(log);
+    match provider {
+        Some(provider) => {
+            opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+            let traces = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("evault"))
+                .with_filter(LevelFilter::INFO);
+            Box::new(registry.with(traces))
+        }
+        None => Box::new(registry),
+    }
 }
 
 impl Telemetry {
@@ -135,6 +151,28 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_string())
         }
+    }
+
+    #[test]
+    fn without_traces_spans_are_not_built() {
+        let subscriber = subscriber(EnvFilter::new("info"), None);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("append", evault.role = "ingest");
+            assert!(span.is_disabled(), "a span nobody exports was built");
+            assert!(
+                tracing::event_enabled!(tracing::Level::INFO),
+                "the log still shows events"
+            );
+        });
+    }
+
+    #[test]
+    fn with_traces_spans_are_built() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = subscriber(EnvFilter::new("info"), Some(&provider));
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(!tracing::info_span!("append").is_disabled());
+        });
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Serving the log: checkpoints, proofs and entries, only ever within a
 //! checkpoint the log has published.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use evault_core::{Checkpoint, Hash, Note, ProofPlan};
@@ -9,7 +9,7 @@ use evault_proto::transport::{MAX_ENTRY_BYTES, entries_within};
 use evault_storage::tiles::TileCache;
 use evault_storage::{LogStore, StorageError};
 
-use crate::tiles::prove;
+use crate::tiles::prove_knowing;
 
 /// The most entries one read returns.
 pub const MAX_ENTRIES_PER_READ: u64 = 1000;
@@ -47,7 +47,18 @@ pub struct LogReader<S> {
     cache: TileCache,
     /// Checkpoints recently asked for by size, oldest first.
     recent: Mutex<VecDeque<Published>>,
+    /// The roots of the ranges reaching the right edge of the last tree
+    /// proved in, and its size. Those ranges hold the nodes of partial
+    /// tiles, which are hashed, not stored: every proof in one tree ends
+    /// in a few of them, and without this each proof would hash them
+    /// again (most of a proof's work once the tiles are cached).
+    right_edge: Mutex<(u64, HashMap<(u64, u64), Hash>)>,
 }
+
+/// The most right-edge ranges remembered: an inclusion proof ends in one
+/// of about log2(size) of them, so this only bounds what unusual requests
+/// (consistency proofs from many sizes) could add.
+const RIGHT_EDGE_RANGES: usize = 1024;
 
 /// Checkpoints kept by size.
 const RECENT_CHECKPOINTS: usize = 16;
@@ -65,6 +76,7 @@ impl<S: LogStore> LogReader<S> {
             store,
             cache: TileCache::new(TILE_CACHE),
             recent: Mutex::new(VecDeque::new()),
+            right_edge: Mutex::new((0, HashMap::new())),
         }
     }
 
@@ -116,7 +128,30 @@ impl<S: LogStore> LogReader<S> {
     /// the full ones stored, the partial ones derived (and cached), so no
     /// read of the moving head is needed.
     async fn proofs(&self, size: u64, plans: &[ProofPlan]) -> Result<Vec<Vec<Hash>>, ReadError> {
-        Ok(prove(&self.store, &self.origin, &self.cache, size, &[], plans).await?)
+        let known = {
+            let edge = self.right_edge.lock().unwrap_or_else(|p| p.into_inner());
+            if edge.0 == size {
+                edge.1.clone()
+            } else {
+                HashMap::new()
+            }
+        };
+        let (proofs, found) = prove_knowing(
+            &self.store,
+            &self.origin,
+            &self.cache,
+            size,
+            &[],
+            plans,
+            known,
+        )
+        .await?;
+        let mut edge = self.right_edge.lock().unwrap_or_else(|p| p.into_inner());
+        // The newest tree wins: readers ask mostly of the latest checkpoint.
+        if size >= edge.0 && found.len() <= RIGHT_EDGE_RANGES {
+            *edge = (size, found);
+        }
+        Ok(proofs)
     }
 
     /// The inclusion proof of entry `index` in the checkpoint of

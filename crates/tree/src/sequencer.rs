@@ -510,6 +510,11 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             .map(|(tile, hashes)| (tile, hashes.to_vec()))
             .collect();
         drop(state);
+        // The next batch, woken by the release, waits in this worker's
+        // next-task slot, which no other worker may take: it would wait
+        // for the whole proof work below. Yielding lets it commit first,
+        // so storage is never idle while proofs are built.
+        tokio::task::yield_now().await;
         let edge: Vec<(TileId, &[u8])> = edge.iter().map(|(t, h)| (*t, h.as_slice())).collect();
         let plans: Vec<ProofPlan> = placed
             .iter()

@@ -73,6 +73,23 @@ pub(crate) async fn prove<S: LogStore>(
     edge: &[(TileId, &[u8])],
     plans: &[ProofPlan],
 ) -> Result<Vec<Vec<Hash>>, StorageError> {
+    let known = HashMap::new();
+    let (proofs, _) = prove_knowing(store, origin, cache, size, edge, plans, known).await?;
+    Ok(proofs)
+}
+
+/// [`prove`], knowing the roots of some ranges reaching the right edge of
+/// the tree of `size` (`known`), and returning those known after (see
+/// `TreeReader::into_ranges`).
+pub(crate) async fn prove_knowing<S: LogStore>(
+    store: &S,
+    origin: &str,
+    cache: &TileCache,
+    size: u64,
+    edge: &[(TileId, &[u8])],
+    plans: &[ProofPlan],
+    known: HashMap<(u64, u64), Hash>,
+) -> Result<(Vec<Vec<Hash>>, HashMap<(u64, u64), Hash>), StorageError> {
     let mut wanted: Vec<TileId> = plans.iter().flat_map(|p| p.tiles(size)).collect();
     wanted.sort();
     wanted.dedup();
@@ -120,13 +137,14 @@ pub(crate) async fn prove<S: LogStore>(
         tiles: gathered,
         nodes,
     };
-    let mut reader = TreeReader::new(size, &mut tiles);
-    plans
+    let mut reader = TreeReader::with_ranges(size, &mut tiles, known);
+    let proofs = plans
         .iter()
         .map(|plan| {
             reader
                 .prove(plan)
                 .map_err(|e| StorageError::Corrupt(e.to_string()))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((proofs, reader.into_ranges()))
 }
