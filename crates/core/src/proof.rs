@@ -452,6 +452,9 @@ fn range_nodes(lo: u64, hi: u64) -> impl Iterator<Item = (u32, u64)> {
     })
 }
 
+/// The roots of ranges `[lo, hi)` of leaves of one tree, by range.
+pub type RangeRoots = HashMap<(u64, u64), Hash>;
+
 /// Reads nodes, roots and proofs of a tree of known size from its tiles,
 /// remembering the tiles it has read and the nodes it has computed, so that
 /// many proofs of one tree share the work.
@@ -463,7 +466,7 @@ pub struct TreeReader<'r, R: TileReader> {
     /// Roots of ranges [lo, hi) that take more than one node or reach the
     /// tree's right edge, where nodes lie in partial tiles and are hashed
     /// anew: proofs of one tree end in the same few such ranges.
-    ranges: HashMap<(u64, u64), Hash>,
+    ranges: RangeRoots,
 }
 
 impl<'r, R: TileReader> TreeReader<'r, R> {
@@ -488,7 +491,7 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
 
     /// The roots of the ranges reaching the tree's right edge that this
     /// reader knows: what proofs of the same tree would hash again.
-    pub fn into_ranges(mut self) -> HashMap<(u64, u64), Hash> {
+    pub fn into_ranges(mut self) -> RangeRoots {
         let size = self.size;
         self.ranges.retain(|&(_, hi), _| hi == size);
         self.ranges

@@ -1,10 +1,10 @@
 //! Serving the log: checkpoints, proofs and entries, only ever within a
 //! checkpoint the log has published.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use evault_core::{Checkpoint, Hash, Note, ProofPlan};
+use evault_core::{Checkpoint, Hash, Note, ProofPlan, RangeRoots};
 use evault_proto::transport::{MAX_ENTRY_BYTES, entries_within};
 use evault_storage::tiles::TileCache;
 use evault_storage::{LogStore, StorageError};
@@ -52,7 +52,7 @@ pub struct LogReader<S> {
     /// tiles, which are hashed, not stored: every proof in one tree ends
     /// in a few of them, and without this each proof would hash them
     /// again (most of a proof's work once the tiles are cached).
-    right_edge: Mutex<(u64, HashMap<(u64, u64), Hash>)>,
+    right_edge: Mutex<(u64, RangeRoots)>,
 }
 
 /// The most right-edge ranges remembered: an inclusion proof ends in one
@@ -76,7 +76,7 @@ impl<S: LogStore> LogReader<S> {
             store,
             cache: TileCache::new(TILE_CACHE),
             recent: Mutex::new(VecDeque::new()),
-            right_edge: Mutex::new((0, HashMap::new())),
+            right_edge: Mutex::new((0, RangeRoots::new())),
         }
     }
 
@@ -133,7 +133,7 @@ impl<S: LogStore> LogReader<S> {
             if edge.0 == size {
                 edge.1.clone()
             } else {
-                HashMap::new()
+                RangeRoots::new()
             }
         };
         let (proofs, found) = prove_knowing(

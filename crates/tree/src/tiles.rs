@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use evault_core::{HASH_SIZE, Hash, ProofPlan, TileId, TileNodes, TileReader, TreeReader};
+use evault_core::{
+    HASH_SIZE, Hash, ProofPlan, RangeRoots, TileId, TileNodes, TileReader, TreeReader,
+};
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{LogStore, StorageError};
 
@@ -73,7 +75,7 @@ pub(crate) async fn prove<S: LogStore>(
     edge: &[(TileId, &[u8])],
     plans: &[ProofPlan],
 ) -> Result<Vec<Vec<Hash>>, StorageError> {
-    let known = HashMap::new();
+    let known = RangeRoots::new();
     let (proofs, _) = prove_knowing(store, origin, cache, size, edge, plans, known).await?;
     Ok(proofs)
 }
@@ -88,8 +90,8 @@ pub(crate) async fn prove_knowing<S: LogStore>(
     size: u64,
     edge: &[(TileId, &[u8])],
     plans: &[ProofPlan],
-    known: HashMap<(u64, u64), Hash>,
-) -> Result<(Vec<Vec<Hash>>, HashMap<(u64, u64), Hash>), StorageError> {
+    known: RangeRoots,
+) -> Result<(Vec<Vec<Hash>>, RangeRoots), StorageError> {
     let mut wanted: Vec<TileId> = plans.iter().flat_map(|p| p.tiles(size)).collect();
     wanted.sort();
     wanted.dedup();
