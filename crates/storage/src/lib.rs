@@ -249,6 +249,17 @@ pub trait LogStore: Send + Sync + 'static {
     /// for a size that has a checkpoint are refused with
     /// [`StorageError::Conflict`], writing nothing: a size has one
     /// checkpoint, which may already have been served.
+    ///
+    /// On PostgreSQL the write is visible at once but made durable with
+    /// the next durable commit (the next batch's), not waited for: a crash
+    /// of the database just after it may lose the latest checkpoint, never
+    /// an entry. The signer's own record holds that checkpoint durably,
+    /// and tree stores it again from there before it sequences
+    /// (`Sequencer::open`), as it does for any signature whose answer was
+    /// lost. That saves every batch an `fsync`, which no receipt depends
+    /// on: a receipt carries the signed checkpoint itself. The embedded
+    /// store flushes it: there, a crash is any kill of the one process,
+    /// and a copy of the file taken after one should hold its checkpoints.
     fn publish(
         &self,
         origin: &str,

@@ -672,8 +672,14 @@ impl LogStore for PostgresStore {
 
     async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
         self.bounded(async {
-            let client = self.client().await?;
+            let mut client = self.client().await?;
             let id = self.log_id(&client, origin).await?;
+            // Not flushed before it returns (see `LogStore::publish`): the
+            // next batch's commit flushes it with its own.
+            let tx = client.transaction().await.map_err(pg_error)?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(pg_error)?;
             // A checkpoint is written once per size: a second, different note
             // for a size is never an update (two notes for one size would be
             // two claims about one tree, and the first may have been served).
@@ -681,7 +687,7 @@ impl LogStore for PostgresStore {
             // number at a time (a log upgraded with a long history sheds it
             // over many batches, never in one long statement).
             let insert = prepared(
-                &client,
+                &tx,
                 "WITH stored AS (
                      INSERT INTO checkpoints (log_id, size, note)
                      SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
@@ -696,7 +702,7 @@ impl LogStore for PostgresStore {
             )
             .await?;
             let kept = CHECKPOINTS_KEPT as i64 - 1;
-            let stored: i64 = client
+            let stored: i64 = tx
                 .query_one(
                     &insert,
                     &[
@@ -710,6 +716,7 @@ impl LogStore for PostgresStore {
                 .await
                 .map_err(pg_error)?
                 .get(0);
+            tx.commit().await.map_err(pg_error)?;
             if stored == 1 {
                 return Ok(());
             }

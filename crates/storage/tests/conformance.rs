@@ -1127,6 +1127,39 @@ async fn signer_database_refuses_a_rollback_made_in_sql() {
     schema.drop_schema().await;
 }
 
+/// A copy of the embedded file holds the checkpoints stored before it,
+/// whether or not another commit followed (`LogStore::publish`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_checkpoints_outlive_the_store_that_stored_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = Integrator::new();
+    {
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        store.create_log(ORIGIN).await.expect("create");
+        let batch = next_batch(&mut tree, 5, "a");
+        store
+            .integrate(ORIGIN, batch.integration())
+            .await
+            .expect("integrate");
+        store.publish(ORIGIN, 5, b"cp5").await.expect("publish");
+        let batch = next_batch(&mut tree, 5, "b");
+        store
+            .integrate(ORIGIN, batch.integration())
+            .await
+            .expect("integrate");
+        store.publish(ORIGIN, 10, b"cp10").await.expect("publish");
+    }
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.checkpoint(ORIGIN, Some(5)).await.expect("at 5"),
+        Some(b"cp5".to_vec())
+    );
+    assert_eq!(
+        store.checkpoint(ORIGIN, None).await.expect("latest"),
+        Some(b"cp10".to_vec())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signer_file_refuses_the_logs_file() {
     let dir = tempfile::tempdir().expect("tempdir");
