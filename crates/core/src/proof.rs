@@ -385,9 +385,16 @@ impl ProofPlan {
     /// The tiles of a tree of `stored_size` leaves that resolving the plan
     /// reads, sorted and without repeats.
     pub fn tiles(&self, stored_size: u64) -> Vec<TileId> {
+        self.tiles_knowing(stored_size, &RangeRoots::new())
+    }
+
+    /// [`ProofPlan::tiles`], for a reader that already knows the roots of
+    /// the `known` ranges and so reads no tile for them.
+    pub fn tiles_knowing(&self, stored_size: u64, known: &RangeRoots) -> Vec<TileId> {
         let mut tiles: Vec<TileId> = self
             .ranges
             .iter()
+            .filter(|range| !known.contains_key(range))
             .flat_map(|&(lo, hi)| range_nodes(lo, hi))
             .filter_map(|(height, index)| {
                 let at = locate_node(height, index);
@@ -473,13 +480,13 @@ impl<'r, R: TileReader> TreeReader<'r, R> {
     /// Opens the tree of `size` leaves stored in `source`. Proofs for any
     /// smaller size come from the same tiles: tiles only ever grow.
     pub fn new(size: u64, source: &'r mut R) -> Self {
-        Self::with_ranges(size, source, HashMap::new())
+        Self::with_ranges(size, source, RangeRoots::new())
     }
 
     /// Opens the tree of `size` leaves, knowing the roots of `ranges` in
     /// it, as an earlier reader of the same tree found them
     /// ([`TreeReader::into_ranges`]).
-    pub fn with_ranges(size: u64, source: &'r mut R, ranges: HashMap<(u64, u64), Hash>) -> Self {
+    pub fn with_ranges(size: u64, source: &'r mut R, ranges: RangeRoots) -> Self {
         TreeReader {
             size,
             source,
@@ -658,6 +665,14 @@ mod tests {
                 "tile/1/001.p/17"
             ]
         );
+        // Knowing the right edge's root, only the left half's tiles remain.
+        let known = RangeRoots::from([((65_536, 70_000), Hash::default())]);
+        let paths: Vec<String> = plan
+            .tiles_knowing(70_000, &known)
+            .iter()
+            .map(TileId::path)
+            .collect();
+        assert_eq!(paths, ["tile/0/001", "tile/1/000"]);
         assert!(ProofPlan::inclusion(5, 5).is_err());
         assert!(ProofPlan::consistency(0, 5).is_err());
         assert_eq!(

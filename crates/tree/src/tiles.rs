@@ -92,7 +92,12 @@ pub(crate) async fn prove_knowing<S: LogStore>(
     plans: &[ProofPlan],
     known: RangeRoots,
 ) -> Result<(Vec<Vec<Hash>>, RangeRoots), StorageError> {
-    let mut wanted: Vec<TileId> = plans.iter().flat_map(|p| p.tiles(size)).collect();
+    // Ranges whose roots are known need no tile: those reaching the right
+    // edge lie in partial tiles, which would be copied for nothing.
+    let mut wanted: Vec<TileId> = plans
+        .iter()
+        .flat_map(|p| p.tiles_knowing(size, &known))
+        .collect();
     wanted.sort();
     wanted.dedup();
     let edge: HashMap<(u8, u64), &[u8]> =
