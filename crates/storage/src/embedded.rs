@@ -126,6 +126,7 @@ pub(crate) fn begin_write(db: &Database) -> Result<WriteTransaction> {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    pruning: Arc<crate::PruneSchedule>,
 }
 
 /// Bytes of database pages the embedded store keeps in memory.
@@ -160,7 +161,10 @@ impl EmbeddedStore {
         txn.open_table(ERASURES).map_err(backend)?;
         upgrade(&txn)?;
         txn.commit().map_err(backend)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            pruning: Arc::default(),
+        })
     }
 }
 
@@ -336,6 +340,7 @@ impl LogStore for EmbeddedStore {
     }
 
     async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
+        let prune = self.pruning.due(origin);
         let origin = origin.to_string();
         let checkpoint = checkpoint.to_vec();
         blocking(&self.db, move |db| {
@@ -381,19 +386,22 @@ impl LogStore for EmbeddedStore {
                             .map_err(backend)?;
                     }
                 }
-                // The latest CHECKPOINTS_KEPT stay; older ones go, a
-                // bounded number per publication (as in PostgreSQL).
-                let superseded: Vec<u64> = checkpoints
-                    .range((id, 0)..=(id, u64::MAX))
-                    .map_err(backend)?
-                    .rev()
-                    .skip(crate::CHECKPOINTS_KEPT)
-                    .take(crate::PRUNED_PER_PUBLISH)
-                    .map(|row| row.map(|(k, _)| k.value().1))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(backend)?;
-                for old in superseded {
-                    checkpoints.remove((id, old)).map_err(backend)?;
+                // The latest CHECKPOINTS_KEPT stay; older ones go, at every
+                // PRUNE_EVERY-th publication, a bounded number at a time
+                // (as in PostgreSQL).
+                if prune {
+                    let superseded: Vec<u64> = checkpoints
+                        .range((id, 0)..=(id, u64::MAX))
+                        .map_err(backend)?
+                        .rev()
+                        .skip(crate::CHECKPOINTS_KEPT)
+                        .take(crate::PRUNED_AT_ONCE)
+                        .map(|row| row.map(|(k, _)| k.value().1))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(backend)?;
+                    for old in superseded {
+                        checkpoints.remove((id, old)).map_err(backend)?;
+                    }
                 }
             }
             txn.commit().map_err(backend)?;

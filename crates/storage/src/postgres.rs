@@ -26,7 +26,8 @@ use tokio_postgres::error::SqlState;
 use crate::signer::LegacySignerRecord;
 use crate::{
     AppliedMigration, CHECKPOINTS_KEPT, Erasure, EvidenceStore, Integration, LogStore,
-    PRUNED_PER_PUBLISH, Result, SignedHead, StorageError, StoredEvidence, TreeHead, check_batch,
+    PRUNED_AT_ONCE, PruneSchedule, Result, SignedHead, StorageError, StoredEvidence, TreeHead,
+    check_batch,
 };
 
 mod embedded_migrations {
@@ -378,6 +379,8 @@ pub struct PostgresStore {
     /// is never removed, so each origin is looked up once, not on every
     /// call.
     log_ids: Arc<Mutex<HashMap<String, i64>>>,
+    /// When each log's checkpoints are next pruned.
+    pruning: Arc<PruneSchedule>,
     /// See [`PostgresStore::with_operation_timeout`].
     operation_timeout: Duration,
 }
@@ -400,6 +403,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool: pool(config, max_connections)?,
             log_ids: Arc::default(),
+            pruning: Arc::default(),
             operation_timeout: OPERATION_TIMEOUT,
         })
     }
@@ -672,22 +676,27 @@ impl LogStore for PostgresStore {
 
     async fn publish(&self, origin: &str, size: u64, checkpoint: &[u8]) -> Result<()> {
         self.bounded(async {
-            let mut client = self.client().await?;
+            let client = self.client().await?;
             let id = self.log_id(&client, origin).await?;
-            // Not flushed before it returns (see `LogStore::publish`): the
-            // next batch's commit flushes it with its own.
-            let tx = client.transaction().await.map_err(pg_error)?;
-            tx.batch_execute("SET LOCAL synchronous_commit = off")
-                .await
-                .map_err(pg_error)?;
+            let pruned = if self.pruning.due(origin) {
+                PRUNED_AT_ONCE as i64
+            } else {
+                // LIMIT 0 ends the prune before its index walk.
+                0
+            };
+            // One statement, its own transaction, and not flushed before it
+            // returns (see `LogStore::publish`): `set_config(…, true)` turns
+            // synchronous commit off for this transaction alone, and the
+            // next batch's commit flushes it with its own. One round trip
+            // where BEGIN, SET LOCAL and COMMIT took four.
+            //
             // A checkpoint is written once per size: a second, different note
             // for a size is never an update (two notes for one size would be
             // two claims about one tree, and the first may have been served).
-            // The latest CHECKPOINTS_KEPT are kept, the rest pruned a bounded
-            // number at a time (a log upgraded with a long history sheds it
-            // over many batches, never in one long statement).
+            // The latest CHECKPOINTS_KEPT are kept; what is older is pruned
+            // at every PRUNE_EVERY-th publication, PRUNED_AT_ONCE at most.
             let insert = prepared(
-                &tx,
+                &client,
                 "WITH stored AS (
                      INSERT INTO checkpoints (log_id, size, note)
                      SELECT $1, $2, $3 FROM tree_heads WHERE log_id = $1 AND size >= $2
@@ -698,25 +707,16 @@ impl LogStore for PostgresStore {
                          SELECT size FROM checkpoints WHERE log_id = $1
                          ORDER BY size DESC OFFSET $4 LIMIT $5)
                  )
-                 SELECT count(*) FROM stored",
+                 SELECT (SELECT count(*) FROM stored),
+                        set_config('synchronous_commit', 'off', true)",
             )
             .await?;
             let kept = CHECKPOINTS_KEPT as i64 - 1;
-            let stored: i64 = tx
-                .query_one(
-                    &insert,
-                    &[
-                        &id,
-                        &int(size)?,
-                        &checkpoint,
-                        &kept,
-                        &(PRUNED_PER_PUBLISH as i64),
-                    ],
-                )
+            let stored: i64 = client
+                .query_one(&insert, &[&id, &int(size)?, &checkpoint, &kept, &pruned])
                 .await
                 .map_err(pg_error)?
                 .get(0);
-            tx.commit().await.map_err(pg_error)?;
             if stored == 1 {
                 return Ok(());
             }

@@ -19,8 +19,8 @@ use evault_storage::signer::{
 };
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{
-    CHECKPOINTS_KEPT, Erasure, EvidenceStore, Integration, LogStore, SignedHead, SignerStore,
-    StorageError, StoredEntry, StoredEvidence, TreeHead, evidence_digest,
+    CHECKPOINTS_KEPT, Erasure, EvidenceStore, Integration, LogStore, PRUNE_EVERY, SignedHead,
+    SignerStore, StorageError, StoredEntry, StoredEvidence, TreeHead, evidence_digest,
 };
 
 const ORIGIN: &str = "vault.example/storage-test";
@@ -606,8 +606,9 @@ async fn checkpoints_are_published_per_size(store: impl LogStore) {
     assert_eq!(store.checkpoint(ORIGIN, Some(3)).await.expect("at 3"), None);
 
     // A checkpoint per batch, for ever, would grow the store by a row per
-    // batch: only the latest CHECKPOINTS_KEPT stay.
-    let last = 5 + CHECKPOINTS_KEPT as u64 + 10;
+    // batch: the latest CHECKPOINTS_KEPT stay, and the older ones go at the
+    // store's first publication of the log and every PRUNE_EVERY-th after.
+    let last = 5 + CHECKPOINTS_KEPT as u64 + 2 * PRUNE_EVERY + 10;
     let batch = next_batch(&mut tree, last - 5, "q");
     store
         .integrate(ORIGIN, batch.integration())
@@ -619,8 +620,10 @@ async fn checkpoints_are_published_per_size(store: impl LogStore) {
             .await
             .expect("publish");
     }
+    // The last prune was at most PRUNE_EVERY - 1 publications ago.
     let oldest_kept = last + 1 - CHECKPOINTS_KEPT as u64;
-    for gone in [0, 5, oldest_kept - 1] {
+    let oldest_possible = oldest_kept - (PRUNE_EVERY - 1);
+    for gone in [0, 5, oldest_possible - 1] {
         assert_eq!(
             store.checkpoint(ORIGIN, Some(gone)).await.expect("at"),
             None,
