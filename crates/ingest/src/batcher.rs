@@ -24,7 +24,7 @@ use evault_proto::v1::{Receipt, SequenceEntry, SequenceRequest, SequenceResponse
 use evault_storage::LogStore;
 use evault_tree::{NewEntry, Publisher, Sequenced, SequencedBatch, Sequencer, sequence_status};
 use opentelemetry::trace::TraceContextExt as _;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tonic::Status;
 use tonic::transport::ClientTlsConfig;
 use tracing::Instrument as _;
@@ -38,11 +38,37 @@ pub trait SequenceBatch: Send + Sync + 'static {
         &self,
         batch: Vec<NewEntry>,
     ) -> impl Future<Output = Result<SequencedBatch, Status>> + Send;
+
+    /// [`SequenceBatch::sequence`], giving `turn` back once the log can
+    /// take the next batch: the batcher forms that batch only then, so it
+    /// holds every entry that arrived meanwhile. By default the turn is
+    /// given back at once: a remote tree's log is not seen from here, and
+    /// the tree orders the batches it is sent.
+    fn sequence_in_turn(
+        &self,
+        batch: Vec<NewEntry>,
+        turn: OwnedSemaphorePermit,
+    ) -> impl Future<Output = Result<SequencedBatch, Status>> + Send {
+        drop(turn);
+        self.sequence(batch)
+    }
 }
 
 impl<S: LogStore, P: Publisher> SequenceBatch for Sequencer<S, P> {
     async fn sequence(&self, batch: Vec<NewEntry>) -> Result<SequencedBatch, Status> {
         Sequencer::sequence(self, &batch)
+            .await
+            .map_err(sequence_status)
+    }
+
+    /// The turn goes back when the sequencer releases the log, before the
+    /// batch's proofs are built.
+    async fn sequence_in_turn(
+        &self,
+        batch: Vec<NewEntry>,
+        turn: OwnedSemaphorePermit,
+    ) -> Result<SequencedBatch, Status> {
+        Sequencer::sequence_in_turn(self, &batch, turn)
             .await
             .map_err(sequence_status)
     }
@@ -142,10 +168,11 @@ impl SequenceBatch for RemoteTree {
 /// How the batcher batches.
 ///
 /// There is no timer: a batch is sent as soon as tree can take one (group
-/// commit). On an idle vault the first entry goes at once, alone; while
-/// the batches in flight are full, every entry that arrives waits for the
-/// next one, so a loaded vault forms large batches without ever holding an
-/// entry back for a clock.
+/// commit). On an idle vault the first entry goes at once, alone; while a
+/// batch holds the log, every entry that arrives waits for the next one,
+/// which is formed when the log is released (see
+/// [`SequenceBatch::sequence_in_turn`]), so a loaded vault forms large
+/// batches without ever holding an entry back for a clock.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchConfig {
     /// The most entries one batch carries.
@@ -320,6 +347,10 @@ async fn run<T: SequenceBatch>(
     mut waiting: mpsc::Receiver<Waiting>,
 ) {
     let slots = Arc::new(Semaphore::new(config.in_flight.max(1)));
+    // One batch at a time waits for or holds the log; the next is formed
+    // when it is released, not before, so it takes in every entry that
+    // arrived until the log could take it.
+    let turns = Arc::new(Semaphore::new(1));
     let max_batch = config.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
     // Entries taken from the queue that did not fit the last batch's
@@ -330,6 +361,9 @@ async fn run<T: SequenceBatch>(
         // A slot first, then the entries: while every slot is taken,
         // arrivals queue up and make the next batch larger.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let Ok(turn) = Arc::clone(&turns).acquire_owned().await else {
             return;
         };
         if carried.is_empty() {
@@ -365,7 +399,7 @@ async fn run<T: SequenceBatch>(
         let tree = Arc::clone(&tree);
         tokio::spawn(
             async move {
-                let outcome = tree.sequence(entries).await;
+                let outcome = tree.sequence_in_turn(entries, turn).await;
                 answer(replies, outcome);
                 // The appends end as their callers are answered.
                 drop(appends);
@@ -409,11 +443,13 @@ mod tests {
     use super::*;
 
     /// A tree that records each batch's size and answers index 0 for all,
-    /// holding every batch until `release` is notified when `hold` is set.
+    /// holding every batch until `release` is notified when `hold` is set,
+    /// and with `hold_turn`, its turn too, as a sequencer holding the log.
     #[derive(Default)]
     struct RecordingTree {
         batches: Mutex<Vec<usize>>,
         hold: bool,
+        hold_turn: bool,
         arrived: Notify,
         release: Notify,
     }
@@ -428,19 +464,42 @@ mod tests {
             if self.hold {
                 self.release.notified().await;
             }
-            Ok(SequencedBatch {
-                checkpoint: Vec::new(),
-                size: 1,
-                entries: batch
-                    .into_iter()
-                    .map(|e| Sequenced {
-                        index: 0,
-                        duplicate: false,
-                        entry: e.entry,
-                        proof: Vec::new(),
-                    })
-                    .collect(),
-            })
+            Ok(answered(batch))
+        }
+
+        async fn sequence_in_turn(
+            &self,
+            batch: Vec<NewEntry>,
+            turn: OwnedSemaphorePermit,
+        ) -> Result<SequencedBatch, Status> {
+            if !self.hold_turn {
+                drop(turn);
+                return self.sequence(batch).await;
+            }
+            self.batches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(batch.len());
+            self.arrived.notify_one();
+            self.release.notified().await;
+            drop(turn);
+            Ok(answered(batch))
+        }
+    }
+
+    fn answered(batch: Vec<NewEntry>) -> SequencedBatch {
+        SequencedBatch {
+            checkpoint: Vec::new(),
+            size: 1,
+            entries: batch
+                .into_iter()
+                .map(|e| Sequenced {
+                    index: 0,
+                    duplicate: false,
+                    entry: e.entry,
+                    proof: Vec::new(),
+                })
+                .collect(),
         }
     }
 
@@ -502,6 +561,47 @@ mod tests {
         let rest = (1..=100).map(|n| batcher.submit(entry(n)).expect("queued"));
         release_all(&tree, std::iter::once(first).chain(rest).collect()).await;
         assert_eq!(sizes(&tree), [1, 64, 36]);
+    }
+
+    /// A batch formed while another holds the log would miss whatever
+    /// arrives before the log is free: the next batch is formed when it is
+    /// released, though a second batch may be in flight.
+    #[tokio::test]
+    async fn the_next_batch_is_formed_when_the_log_is_released() {
+        let tree = Arc::new(RecordingTree {
+            hold_turn: true,
+            ..RecordingTree::default()
+        });
+        let config = BatchConfig {
+            in_flight: 2,
+            ..BatchConfig::default()
+        };
+        let batcher = Batcher::start(Arc::clone(&tree), config);
+        let first = batcher.submit(entry(0)).expect("queued");
+        tree.arrived.notified().await;
+        let mut answers = vec![batcher.submit(entry(1)).expect("queued")];
+        // Time for a batcher that did not wait for the log to send entry 1
+        // alone.
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        answers.extend((2..=10).map(|n| batcher.submit(entry(n)).expect("queued")));
+        // Lets the held batch go, then each batch that arrives after it.
+        let releasing = tokio::spawn({
+            let tree = Arc::clone(&tree);
+            async move {
+                loop {
+                    tree.release.notify_one();
+                    tree.arrived.notified().await;
+                }
+            }
+        });
+        first.await.expect("answered").expect("sequenced");
+        for answer in answers {
+            answer.await.expect("answered").expect("sequenced");
+        }
+        releasing.abort();
+        assert_eq!(sizes(&tree), [1, 10]);
     }
 
     /// Entries past a batch's byte bound lead the next batch; none is

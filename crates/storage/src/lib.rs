@@ -510,9 +510,7 @@ mod tests {
     #[test]
     fn a_log_is_pruned_at_its_first_publication_and_every_prune_every_th() {
         let schedule = PruneSchedule::default();
-        let due: Vec<u64> = (0..3 * PRUNE_EVERY)
-            .filter(|_| schedule.due("a"))
-            .collect();
+        let due: Vec<u64> = (0..3 * PRUNE_EVERY).filter(|_| schedule.due("a")).collect();
         assert_eq!(due, [0, PRUNE_EVERY, 2 * PRUNE_EVERY]);
         assert!(schedule.due("b"), "each log is counted on its own");
         assert!(!schedule.due("b"));

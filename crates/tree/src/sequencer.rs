@@ -351,17 +351,33 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
     /// (the storage transaction) and `publish` (signing, storing the
     /// checkpoint).
     pub async fn sequence(&self, batch: &[NewEntry]) -> Result<SequencedBatch, SequenceError> {
+        self.sequence_in_turn(batch, ()).await
+    }
+
+    /// [`Sequencer::sequence`], dropping `turn` once the log is released
+    /// to the next batch (before this batch's proofs are built), or when
+    /// sequencing fails: whoever forms batches learns when to form the
+    /// next.
+    pub async fn sequence_in_turn<T: Send>(
+        &self,
+        batch: &[NewEntry],
+        turn: T,
+    ) -> Result<SequencedBatch, SequenceError> {
         let span = tracing::info_span!(
             "sequence",
             evault.role = "tree",
             evault.log = %self.origin,
             evault.batch.entries = batch.len(),
         );
-        self.sequence_traced(batch).instrument(span).await
+        self.sequence_traced(batch, turn).instrument(span).await
     }
 
-    /// [`Sequencer::sequence`], in its span.
-    async fn sequence_traced(&self, batch: &[NewEntry]) -> Result<SequencedBatch, SequenceError> {
+    /// [`Sequencer::sequence_in_turn`], in its span.
+    async fn sequence_traced<T: Send>(
+        &self,
+        batch: &[NewEntry],
+        turn: T,
+    ) -> Result<SequencedBatch, SequenceError> {
         let mut evidence = Vec::with_capacity(batch.len());
         for (position, e) in batch.iter().enumerate() {
             let invalid = |reason: String| SequenceError::InvalidEntry { position, reason };
@@ -510,6 +526,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             .map(|(tile, hashes)| (tile, hashes.to_vec()))
             .collect();
         drop(state);
+        drop(turn);
         // The next batch, woken by the release, waits in this worker's
         // next-task slot, which no other worker may take: it would wait
         // for the whole proof work below. Yielding lets it commit first,
