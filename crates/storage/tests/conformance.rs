@@ -104,6 +104,21 @@ fn next_batch(tree: &mut Integrator, count: u64, tag: &str) -> Batch {
     }
 }
 
+/// The next batch of `count` entries, integrated into `store`.
+async fn integrate_next(
+    store: &impl LogStore,
+    tree: &mut Integrator,
+    count: u64,
+    tag: &str,
+) -> Batch {
+    let batch = next_batch(tree, count, tag);
+    store
+        .integrate(ORIGIN, batch.integration())
+        .await
+        .expect("integrate");
+    batch
+}
+
 /// Tiles and their bytes.
 type Tiles = Vec<(TileId, Vec<u8>)>;
 
@@ -185,11 +200,7 @@ async fn integrated_batches_read_back_and_prove(store: impl LogStore) {
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
     for (count, tag) in [(1, "a"), (300, "b"), (2, "c"), (500, "d")] {
-        let batch = next_batch(&mut tree, count, tag);
-        store
-            .integrate(ORIGIN, batch.integration())
-            .await
-            .expect("integrate");
+        let batch = integrate_next(&store, &mut tree, count, tag).await;
         assert_eq!(store.head(ORIGIN).await.expect("head"), batch.new);
     }
     let size = tree.size();
@@ -322,11 +333,7 @@ async fn derived_tiles_equal_the_integrators(store: impl LogStore) {
         .into_iter()
         .enumerate()
     {
-        let batch = next_batch(&mut tree, count, &format!("round {round}"));
-        store
-            .integrate(ORIGIN, batch.integration())
-            .await
-            .expect("integrate");
+        let batch = integrate_next(&store, &mut tree, count, &format!("round {round}")).await;
         full.extend(
             batch
                 .tiles
@@ -567,11 +574,7 @@ async fn checkpoints_are_published_per_size(store: impl LogStore) {
         .publish(ORIGIN, 0, b"cp0")
         .await
         .expect("publish empty");
-    let batch = next_batch(&mut tree, 5, "p");
-    store
-        .integrate(ORIGIN, batch.integration())
-        .await
-        .expect("integrate");
+    integrate_next(&store, &mut tree, 5, "p").await;
     store.publish(ORIGIN, 5, b"cp5").await.expect("publish");
     store
         .publish(ORIGIN, 5, b"cp5")
@@ -609,11 +612,7 @@ async fn checkpoints_are_published_per_size(store: impl LogStore) {
     // batch: the latest CHECKPOINTS_KEPT stay, and the older ones go at the
     // store's first publication of the log and every PRUNE_EVERY-th after.
     let last = 5 + CHECKPOINTS_KEPT as u64 + 2 * PRUNE_EVERY + 10;
-    let batch = next_batch(&mut tree, last - 5, "q");
-    store
-        .integrate(ORIGIN, batch.integration())
-        .await
-        .expect("integrate");
+    integrate_next(&store, &mut tree, last - 5, "q").await;
     for size in 6..=last {
         store
             .publish(ORIGIN, size, format!("cp{size}").as_bytes())
@@ -764,11 +763,7 @@ async fn uploaded(store: &impl EvidenceStore, content: &[u8]) -> [u8; 32] {
 async fn erased_evidence_reads_as_its_erasure(store: impl LogStore + EvidenceStore) {
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
-    let batch = next_batch(&mut tree, 12, "erasure");
-    store
-        .integrate(ORIGIN, batch.integration())
-        .await
-        .expect("integrate");
+    let batch = integrate_next(&store, &mut tree, 12, "erasure").await;
     // Entries 0 and 6 name "evidence 0", entries 3 and 9 "evidence 1".
     let erased = uploaded(&store, b"evidence 0").await;
     let kept = uploaded(&store, b"evidence 1").await;
@@ -1139,17 +1134,9 @@ async fn embedded_checkpoints_outlive_the_store_that_stored_them() {
     {
         let store = EmbeddedStore::open(dir.path()).expect("open");
         store.create_log(ORIGIN).await.expect("create");
-        let batch = next_batch(&mut tree, 5, "a");
-        store
-            .integrate(ORIGIN, batch.integration())
-            .await
-            .expect("integrate");
+        integrate_next(&store, &mut tree, 5, "a").await;
         store.publish(ORIGIN, 5, b"cp5").await.expect("publish");
-        let batch = next_batch(&mut tree, 5, "b");
-        store
-            .integrate(ORIGIN, batch.integration())
-            .await
-            .expect("integrate");
+        integrate_next(&store, &mut tree, 5, "b").await;
         store.publish(ORIGIN, 10, b"cp10").await.expect("publish");
     }
     let store = EmbeddedStore::open(dir.path()).expect("reopen");
@@ -1642,11 +1629,7 @@ async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
     assert_history_is_every_migration(&store).await;
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
-    let batch = next_batch(&mut tree, 10, "kept");
-    store
-        .integrate(ORIGIN, batch.integration())
-        .await
-        .expect("integrate");
+    let batch = integrate_next(&store, &mut tree, 10, "kept").await;
     let history = store.applied_migrations().await.expect("history");
     assert_eq!(
         migrate(&schema.url).await.expect("again"),
