@@ -456,11 +456,7 @@ mod tests {
 
     impl SequenceBatch for RecordingTree {
         async fn sequence(&self, batch: Vec<NewEntry>) -> Result<SequencedBatch, Status> {
-            self.batches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(batch.len());
-            self.arrived.notify_one();
+            self.record(&batch);
             if self.hold {
                 self.release.notified().await;
             }
@@ -476,14 +472,21 @@ mod tests {
                 drop(turn);
                 return self.sequence(batch).await;
             }
+            self.record(&batch);
+            self.release.notified().await;
+            drop(turn);
+            Ok(answered(batch))
+        }
+    }
+
+    impl RecordingTree {
+        /// Notes a batch's arrival and size.
+        fn record(&self, batch: &[NewEntry]) {
             self.batches
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(batch.len());
             self.arrived.notify_one();
-            self.release.notified().await;
-            drop(turn);
-            Ok(answered(batch))
         }
     }
 
