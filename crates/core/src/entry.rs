@@ -20,6 +20,8 @@
 
 use std::collections::BTreeMap;
 
+use sha2::{Digest as _, Sha256};
+
 use crate::bundle::MAX_ENTRY_SIZE;
 
 /// The encoding version this module writes and reads.
@@ -144,17 +146,74 @@ impl EvidenceEntry {
     /// receipt. Tree computes it from the entry itself rather than trusting
     /// whoever sent it.
     pub fn dedup_key(&self) -> Result<[u8; 32], EntryError> {
-        let timeless = EvidenceEntry {
-            received_ms: 0,
-            ..self.clone()
-        };
-        let mut keyed = b"evault dedup v1\n".to_vec();
-        keyed.extend_from_slice(&timeless.encode()?);
-        Ok(crate::hash::sha256(&keyed))
+        Self::dedup_key_of(&self.encode()?)
+    }
+
+    /// [`EvidenceEntry::dedup_key`] of the entry `bytes` encode, read from
+    /// the bytes: the time received is hashed as zero where it stands.
+    /// `bytes` must be canonical (from [`EvidenceEntry::encode`], or checked
+    /// by [`EvidenceEntry::decode`] or [`EvidenceEntry::checked_digest`]);
+    /// only their length is checked here.
+    pub fn dedup_key_of(bytes: &[u8]) -> Result<[u8; 32], EntryError> {
+        let (head, rest) = bytes
+            .split_at_checked(RECEIVED_AT)
+            .ok_or(EntryError::Truncated("received time"))?;
+        let tail = rest
+            .get(8..)
+            .ok_or(EntryError::Truncated("received time"))?;
+        let mut h = Sha256::new();
+        h.update(b"evault dedup v1\n");
+        h.update(head);
+        h.update([0u8; 8]);
+        h.update(tail);
+        Ok(h.finalize().into())
     }
 
     /// Decodes a canonical entry; anything else is rejected.
     pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
+        let f = Fields::parse(bytes)?;
+        Ok(EvidenceEntry {
+            digest: f.digest,
+            size: f.size,
+            received_ms: f.received_ms,
+            media_type: f.media_type.to_owned(),
+            name: (!f.name.is_empty()).then(|| f.name.to_owned()),
+            principal: f.principal.to_owned(),
+            labels: f
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        })
+    }
+
+    /// The evidence digest of a canonical entry, checked exactly as
+    /// [`EvidenceEntry::decode`] checks it, without building the record:
+    /// what a sequencer needs of each entry it logs.
+    pub fn checked_digest(bytes: &[u8]) -> Result<[u8; 32], EntryError> {
+        Fields::parse(bytes).map(|f| f.digest)
+    }
+}
+
+/// Where the time received starts in an encoding: after the version, the
+/// digest and the size.
+const RECEIVED_AT: usize = 1 + 32 + 8;
+
+/// An entry's fields, borrowed from its encoding.
+struct Fields<'a> {
+    digest: [u8; 32],
+    size: u64,
+    received_ms: u64,
+    media_type: &'a str,
+    name: &'a str,
+    principal: &'a str,
+    labels: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads a canonical encoding, then checks the rules of
+    /// [`EvidenceEntry::validate`]; anything else is rejected.
+    fn parse(bytes: &'a [u8]) -> Result<Self, EntryError> {
         if bytes.len() > MAX_ENTRY_SIZE {
             return Err(EntryError::TooLarge(bytes.len()));
         }
@@ -171,34 +230,41 @@ impl EvidenceEntry {
         let name = r.string("name")?;
         let principal = r.string("principal")?;
         let count = r.u16("label count")?;
-        let mut labels = BTreeMap::new();
-        let mut last: Option<String> = None;
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(usize::from(count).min(16));
         for _ in 0..count {
             let k = r.string("label key")?;
             let v = r.string("label value")?;
-            if last
-                .as_ref()
-                .is_some_and(|prev| prev.as_bytes() >= k.as_bytes())
+            if labels
+                .last()
+                .is_some_and(|(prev, _)| prev.as_bytes() >= k.as_bytes())
             {
                 return Err(EntryError::LabelOrder);
             }
-            last = Some(k.clone());
-            labels.insert(k, v);
+            labels.push((k, v));
         }
         if !r.0.is_empty() {
             return Err(EntryError::TrailingBytes(r.0.len()));
         }
-        let entry = EvidenceEntry {
+        // The record's own rules, in validate's order, so that bytes with
+        // several faults are refused for the same one either way.
+        check_media_type(media_type)?;
+        if !name.is_empty() {
+            check_text("name", name, false)?;
+        }
+        check_text("principal", principal, false)?;
+        for (k, v) in &labels {
+            check_text("label key", k, false)?;
+            check_text("label value", v, true)?;
+        }
+        Ok(Fields {
             digest,
             size,
             received_ms,
             media_type,
-            name: (!name.is_empty()).then_some(name),
+            name,
             principal,
             labels,
-        };
-        entry.validate()?;
-        Ok(entry)
+        })
     }
 }
 
@@ -232,10 +298,10 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(b))
     }
 
-    fn string(&mut self, what: &'static str) -> Result<String, EntryError> {
+    fn string(&mut self, what: &'static str) -> Result<&'a str, EntryError> {
         let len = usize::from(self.u16(what)?);
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| field(what, "is not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| field(what, "is not UTF-8"))
     }
 }
 
@@ -279,6 +345,82 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_dedup_key_hashes_the_encoding_with_no_time_received() {
+        let mut unnamed = sample();
+        unnamed.name = None;
+        unnamed.labels.clear();
+        for e in [sample(), unnamed] {
+            let timeless = EvidenceEntry {
+                received_ms: 0,
+                ..e.clone()
+            };
+            let mut keyed = b"evault dedup v1\n".to_vec();
+            keyed.extend_from_slice(&timeless.encode().expect("encode"));
+            let want = crate::hash::sha256(&keyed);
+            assert_eq!(e.dedup_key(), Ok(want));
+            let bytes = e.encode().expect("encode");
+            assert_eq!(EvidenceEntry::dedup_key_of(&bytes), Ok(want));
+            let later = EvidenceEntry {
+                received_ms: e.received_ms + 1,
+                ..e.clone()
+            };
+            assert_eq!(later.dedup_key(), Ok(want), "the time is not part of it");
+            assert!(EvidenceEntry::dedup_key_of(&bytes[..RECEIVED_AT + 7]).is_err());
+        }
+        let other = EvidenceEntry {
+            principal: "bob".into(),
+            ..sample()
+        };
+        assert_ne!(other.dedup_key(), sample().dedup_key());
+    }
+
+    #[test]
+    fn a_checked_digest_refuses_what_decode_refuses() {
+        let good = sample().encode().expect("encode");
+        let mut cases: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        cases.push(good.clone());
+        cases.push([good.as_slice(), &[0]].concat());
+        let mut version = good.clone();
+        version[0] = 2;
+        cases.push(version);
+        // The principal "alice" with a control character in it.
+        let at = good
+            .windows(5)
+            .position(|w| w == b"alice")
+            .expect("the principal");
+        let mut control = good.clone();
+        control[at + 2] = 0x1b;
+        cases.push(control);
+        let mut not_utf8 = good.clone();
+        not_utf8[at + 2] = 0xff;
+        cases.push(not_utf8);
+        let two_labels = EvidenceEntry {
+            labels: [("a".into(), "1".into()), ("b".into(), "2".into())].into(),
+            ..sample()
+        }
+        .encode()
+        .expect("encode");
+        let mut swapped = two_labels.clone();
+        let end = swapped.len();
+        // Each label is 2+1 bytes of key and 2+1 of value: swap the keys.
+        swapped.swap(end - 12 + 2, end - 6 + 2);
+        assert_eq!(EvidenceEntry::decode(&swapped), Err(EntryError::LabelOrder));
+        cases.push(two_labels);
+        cases.push(swapped);
+        for bytes in cases {
+            assert_eq!(
+                EvidenceEntry::checked_digest(&bytes),
+                EvidenceEntry::decode(&bytes).map(|e| e.digest),
+                "{bytes:02x?}"
+            );
+        }
+        assert_eq!(
+            EvidenceEntry::checked_digest(&good),
+            Ok(crate::hash::sha256(b"evidence"))
+        );
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub use note::{
     KeyError, Note, NoteError, NoteSigner, SigningKey, VerifierKey, parse_verifier_keys,
 };
 pub use proof::{
-    ProofError, ProofPlan, ProveError, RangeRoots, TileNodes, TileReader, TreeReader,
-    verify_consistency, verify_inclusion,
+    InclusionPlans, ProofError, ProofPlan, ProveError, RangeRoots, TileNodes, TileReader,
+    TreeReader, verify_consistency, verify_inclusion,
 };
 pub use receipt::{Receipt, ReceiptError, VerifiedReceipt};
 pub use tile::{BundleId, TileId, TilePath, TilePathError};

@@ -407,6 +407,101 @@ impl ProofPlan {
     }
 }
 
+/// The inclusion proofs of many leaves of one tree, planned as one: each
+/// range any of them needs appears once in [`InclusionPlans::plan`], so a
+/// [`TreeReader`] resolves it once however many proofs share it. A batch's
+/// proofs share most of theirs: planned one by one, each of `n` leaves
+/// looks up some `log2(size)` ranges; planned together, `n` leaves need
+/// about `2n` ranges in all.
+///
+/// The ranges are found level by level, leaf to root: at height `h` the
+/// leaf's ancestor is node `m >> h`, and its proof holds the root of the
+/// ancestor's sibling `s = (m >> h) ^ 1`, leaves `[s·2^h, (s+1)·2^h)` cut
+/// at the tree's size, unless the sibling starts beyond the tree. That is
+/// RFC 9162's PATH, which splits at the largest power of two, walked from
+/// the other end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionPlans {
+    size: u64,
+    plan: ProofPlan,
+    /// Where each height's ranges start in the plan, sorted by start
+    /// within a height; one more entry marks the end of the last.
+    heights: Vec<usize>,
+}
+
+impl InclusionPlans {
+    /// Plans the inclusion proofs of `indices` (in any order, repeats
+    /// allowed) in the tree of `size` leaves.
+    pub fn new(indices: &[u64], size: u64) -> Result<Self, String> {
+        if let Some(&index) = indices.iter().find(|&&i| i >= size) {
+            return Err(format!("index {index} is not below tree size {size}"));
+        }
+        let mut ancestors = indices.to_vec();
+        ancestors.sort_unstable();
+        ancestors.dedup();
+        let mut ranges = Vec::new();
+        let mut heights = vec![0];
+        // Below the root's height: the root of a tree of `size` leaves is
+        // at the bit length of `size - 1`.
+        let tree_height = 64 - size.saturating_sub(1).leading_zeros();
+        for height in 0..tree_height {
+            let start = ranges.len();
+            ranges.extend(
+                ancestors
+                    .iter()
+                    .filter_map(|&a| sibling_range(a ^ 1, height, size)),
+            );
+            // Siblings of sorted ancestors are sorted but for the two
+            // children of one parent, which swap.
+            ranges[start..].sort_unstable();
+            let mut level = ranges.split_off(start);
+            level.dedup();
+            ranges.append(&mut level);
+            heights.push(ranges.len());
+            for a in &mut ancestors {
+                *a >>= 1;
+            }
+            ancestors.dedup();
+        }
+        Ok(InclusionPlans {
+            size,
+            plan: ProofPlan { ranges },
+            heights,
+        })
+    }
+
+    /// Every range the proofs need, to resolve with [`TreeReader::prove`].
+    pub fn plan(&self) -> &ProofPlan {
+        &self.plan
+    }
+
+    /// The inclusion proof of `index`, from `resolved`, the plan's ranges
+    /// resolved in order; `None` if `index` was not planned or `resolved`
+    /// is not the plan's.
+    pub fn proof(&self, index: u64, resolved: &[Hash]) -> Option<Vec<Hash>> {
+        if index >= self.size || resolved.len() != self.plan.ranges.len() {
+            return None;
+        }
+        let mut proof = Vec::with_capacity(self.heights.len() - 1);
+        for (height, bounds) in (0u32..).zip(self.heights.windows(2)) {
+            let Some(range) = sibling_range((index >> height) ^ 1, height, self.size) else {
+                continue;
+            };
+            let level = &self.plan.ranges[bounds[0]..bounds[1]];
+            let at = level.binary_search(&range).ok()?;
+            proof.push(resolved[bounds[0] + at]);
+        }
+        Some(proof)
+    }
+}
+
+/// The leaves `[lo, hi)` under node `sibling` at `height`, cut at `size`;
+/// `None` if it starts at or beyond `size`.
+fn sibling_range(sibling: u64, height: u32, size: u64) -> Option<(u64, u64)> {
+    let lo = sibling.checked_mul(1u64.checked_shl(height)?)?;
+    (lo < size).then(|| (lo, lo.saturating_add(1 << height).min(size)))
+}
+
 /// PATH(m, D[lo:hi]) of RFC 9162 §2.1.3.1, leaf to root.
 fn plan_path(m: u64, lo: u64, hi: u64, out: &mut Vec<(u64, u64)>) {
     if hi - lo == 1 {
@@ -783,6 +878,59 @@ mod tests {
         assert_eq!(nodes.root(0, 3), None, "not a power of two");
         assert_eq!(nodes.root(256, 1), None, "beyond the tile");
         assert!(TileNodes::of_full_tile(hashes[..32 * 255].to_vec()).is_none());
+    }
+
+    #[test]
+    fn inclusion_plans_give_each_leaf_its_own_proof() {
+        // Every size up to a little past a tile, with every leaf planned at
+        // once; then a larger tree with a batch at its right edge, a few
+        // scattered leaves and a repeat, as a sequencer's batch has.
+        let mut cases: Vec<(u64, Vec<u64>)> = (1..=300).map(|n| (n, (0..n).collect())).collect();
+        let mut batch: Vec<u64> = (68_000..70_000).collect();
+        batch.extend([5, 69_999, 300, 65_536, 5]);
+        cases.push((70_000, batch));
+        cases.push((70_000, vec![0]));
+        cases.push((70_000, vec![69_999]));
+        let mut tiles = stored(70_000, true);
+        for (size, indices) in cases {
+            let mut reader = TreeReader::new(size, &mut tiles);
+            let plans = InclusionPlans::new(&indices, size).expect("plan");
+            let resolved = reader.prove(plans.plan()).expect("resolved");
+            for &index in &indices {
+                let want = reader.inclusion_proof(index, size).expect("proof");
+                assert_eq!(
+                    plans.proof(index, &resolved),
+                    Some(want),
+                    "leaf {index} of {size}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inclusion_plans_share_the_ranges_of_a_batch() {
+        let batch: Vec<u64> = (68_000..70_000).collect();
+        let plans = InclusionPlans::new(&batch, 70_000).expect("plan");
+        let one_by_one: usize = batch
+            .iter()
+            .map(|&i| ProofPlan::inclusion(i, 70_000).expect("plan").ranges.len())
+            .sum();
+        let together = plans.plan().ranges.len();
+        assert!(together <= 2 * batch.len() + 17, "{together} ranges");
+        assert!(one_by_one > 6 * together, "{one_by_one} against {together}");
+    }
+
+    #[test]
+    fn inclusion_plans_refuse_what_was_not_planned() {
+        assert!(InclusionPlans::new(&[3, 10], 10).is_err());
+        let plans = InclusionPlans::new(&[3], 10).expect("plan");
+        let resolved = vec![Hash::default(); plans.plan().ranges.len()];
+        assert!(plans.proof(3, &resolved).is_some());
+        assert_eq!(plans.proof(8, &resolved), None, "not planned");
+        assert_eq!(plans.proof(10, &resolved), None, "beyond the tree");
+        assert_eq!(plans.proof(3, &resolved[1..]), None, "not the plan's");
+        let one = InclusionPlans::new(&[0], 1).expect("plan");
+        assert_eq!(one.proof(0, &[]), Some(vec![]), "a tree of one leaf");
     }
 
     #[test]

@@ -84,6 +84,14 @@ pub fn forbidden(c: char) -> Option<Forbidden> {
 
 /// The first character of `text` that [`forbidden`] refuses, and why.
 pub fn find_forbidden(text: &str) -> Option<(char, Forbidden)> {
+    // Most text is ASCII, where only the controls are refused: a byte scan
+    // answers it without walking the tables.
+    if text.is_ascii() {
+        return text
+            .bytes()
+            .find(u8::is_ascii_control)
+            .map(|b| (char::from(b), Forbidden::Control));
+    }
     text.chars().find_map(|c| forbidden(c).map(|why| (c, why)))
 }
 
@@ -163,6 +171,25 @@ mod tests {
     /// Every format character is one Rust's own tables (Unicode
     /// `char::UNICODE_VERSION`) do not call printable: the list holds
     /// nothing that is not Cf.
+    #[test]
+    fn ascii_text_is_judged_by_the_same_rule() {
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            let text = format!("ab{c}cd{c}");
+            let want = forbidden(c).map(|why| (c, why));
+            assert_eq!(find_forbidden(&text), want, "U+{b:04X}");
+        }
+        // Past the first non-ASCII character, the tables decide.
+        assert_eq!(
+            find_forbidden("caf\u{e9}\u{7f}"),
+            Some(('\u{7f}', Forbidden::Control))
+        );
+        assert_eq!(
+            find_forbidden("a\u{202e}\u{1}"),
+            Some(('\u{202e}', Forbidden::Format))
+        );
+    }
+
     #[test]
     fn every_listed_format_character_is_unprintable_to_rust() {
         for &(first, last) in FORMAT {

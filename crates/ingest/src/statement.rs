@@ -36,20 +36,22 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {reason}"))
 }
 
-fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), Status> {
+/// `field` names the field only when there is something to refuse: the
+/// names are built for errors, not for every statement accepted.
+fn text(field: impl Fn() -> String, value: &str, max: usize, required: bool) -> Result<(), Status> {
     if required && value.is_empty() {
-        return Err(invalid(field, "is required"));
+        return Err(invalid(&field(), "is required"));
     }
     if value.len() > max {
         return Err(invalid(
-            field,
+            &field(),
             format!("is {} bytes; at most {max}", value.len()),
         ));
     }
     // Shown to people: nothing that could rewrite what they see.
     if let Some((c, why)) = evault_core::text::find_forbidden(value) {
         return Err(invalid(
-            field,
+            &field(),
             format!("contains U+{:04X} ({why})", u32::from(c)),
         ));
     }
@@ -77,12 +79,12 @@ pub fn accept(
             format!("is {}; at most {MAX_SIZE}", s.size),
         ));
     }
-    let media = format!("{field}.media_type");
-    text(&media, &s.media_type, MAX_MEDIA_TYPE, true)?;
+    let media = || format!("{field}.media_type");
+    text(media, &s.media_type, MAX_MEDIA_TYPE, true)?;
     if !s.media_type.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(invalid(&media, "must be printable ASCII"));
+        return Err(invalid(&media(), "must be printable ASCII"));
     }
-    text(&format!("{field}.name"), &s.name, MAX_NAME, false)?;
+    text(|| format!("{field}.name"), &s.name, MAX_NAME, false)?;
     if s.labels.len() > MAX_LABELS {
         return Err(invalid(
             &format!("{field}.labels"),
@@ -91,46 +93,48 @@ pub fn accept(
     }
     let mut labels = BTreeMap::new();
     for (i, label) in s.labels.into_iter().enumerate() {
-        let key_field = format!("{field}.labels[{i}].key");
-        text(&key_field, &label.key, MAX_LABEL, true)?;
+        let key_field = || format!("{field}.labels[{i}].key");
+        text(key_field, &label.key, MAX_LABEL, true)?;
         text(
-            &format!("{field}.labels[{i}].value"),
+            || format!("{field}.labels[{i}].value"),
             &label.value,
             MAX_LABEL,
             false,
         )?;
         if labels.contains_key(&label.key) {
-            return Err(invalid(&key_field, format!("{:?} is repeated", label.key)));
+            return Err(invalid(
+                &key_field(),
+                format!("{:?} is repeated", label.key),
+            ));
         }
         labels.insert(label.key, label.value);
     }
     if let Some(content) = &s.content {
-        let content_field = format!("{field}.content");
+        let content_field = || format!("{field}.content");
         if content.len() as u64 != s.size {
             return Err(invalid(
-                &content_field,
+                &content_field(),
                 format!("is {} bytes but size says {}", content.len(), s.size),
             ));
         }
         if sha256(content) != digest {
             return Err(invalid(
-                &content_field,
+                &content_field(),
                 "does not have the SHA-256 given in sha256",
             ));
         }
     }
-    let mut entry = EvidenceEntry {
+    let entry = EvidenceEntry {
         digest,
         size: s.size,
-        received_ms: 0,
+        received_ms,
         media_type: s.media_type,
         name: (!s.name.is_empty()).then_some(s.name),
         principal: principal.to_string(),
         labels,
     };
-    let dedup_key = entry.dedup_key().map_err(|e| invalid(field, e))?;
-    entry.received_ms = received_ms;
     let bytes = entry.encode().map_err(|e| invalid(field, e))?;
+    let dedup_key = EvidenceEntry::dedup_key_of(&bytes).map_err(|e| invalid(field, e))?;
     Ok(Statement {
         entry,
         bytes,

@@ -390,8 +390,8 @@ impl<S: LogStore, P: Publisher> SequencerService for TreeGrpc<S, P> {
             .enumerate()
             .map(|(i, e)| {
                 let sent = sha256_field(&format!("entries[{i}].dedup_key"), &e.dedup_key)?;
-                let dedup_key = EvidenceEntry::decode(&e.entry)
-                    .and_then(|entry| entry.dedup_key())
+                let dedup_key = EvidenceEntry::checked_digest(&e.entry)
+                    .and_then(|_| EvidenceEntry::dedup_key_of(&e.entry))
                     .map_err(|err| {
                         Status::invalid_argument(format!(
                             "entries[{i}].entry is not a canonical evidence entry: {err}"

@@ -37,7 +37,7 @@ use tokio::sync::{Mutex, watch};
 use tracing::Instrument as _;
 
 use crate::publish::{PublishError, Publisher};
-use crate::tiles::{Gathered, prove};
+use crate::tiles::{Gathered, prove, prove_inclusions};
 use crate::trail::Observed;
 
 /// One entry to sequence.
@@ -383,9 +383,8 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
             let invalid = |reason: String| SequenceError::InvalidEntry { position, reason };
             evidence.push(match self.kind {
                 EntryKind::Evidence => Some(
-                    EvidenceEntry::decode(&e.entry)
-                        .map_err(|err| invalid(err.to_string()))?
-                        .digest,
+                    EvidenceEntry::checked_digest(&e.entry)
+                        .map_err(|err| invalid(err.to_string()))?,
                 ),
                 EntryKind::Audit => {
                     AuditRecord::parse(&e.entry).map_err(|err| invalid(err.to_string()))?;
@@ -437,7 +436,7 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         let keys: Vec<[u8; 32]> = batch.iter().map(|e| e.dedup_key).collect();
         let old = state.head();
         let mut probe = state.probe_dedup > 0;
-        let (fresh, placed) = loop {
+        let (mut fresh, placed) = loop {
             let logged = if probe {
                 self.store.find_dedup(&self.origin, &keys).await?
             } else {
@@ -533,12 +532,16 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
         // so storage is never idle while proofs are built.
         tokio::task::yield_now().await;
         let edge: Vec<(TileId, &[u8])> = edge.iter().map(|(t, h)| (*t, h.as_slice())).collect();
-        let plans: Vec<ProofPlan> = placed
-            .iter()
-            .map(|(index, _)| ProofPlan::inclusion(*index, size))
-            .collect::<Result<_, _>>()
-            .map_err(StorageError::Corrupt)?;
-        let proofs = prove(&self.store, &self.origin, &self.cache, size, &edge, &plans).await?;
+        let indices: Vec<u64> = placed.iter().map(|(index, _)| *index).collect();
+        let proofs = prove_inclusions(
+            &self.store,
+            &self.origin,
+            &self.cache,
+            size,
+            &edge,
+            &indices,
+        )
+        .await?;
         let originals = self.originals(&placed).await?;
         let mut entries = Vec::with_capacity(batch.len());
         for ((index, duplicate), proof) in placed.into_iter().zip(proofs) {
@@ -548,7 +551,11 @@ impl<S: LogStore, P: Publisher> Sequencer<S, P> {
                     .cloned()
                     .ok_or_else(|| StorageError::Corrupt(format!("entry {index}")))?
             } else {
-                fresh[(index - old.size) as usize].entry.clone()
+                // Each fresh entry is placed once, so it can be moved out.
+                fresh
+                    .get_mut((index - old.size) as usize)
+                    .map(|e| std::mem::take(&mut e.entry))
+                    .ok_or_else(|| StorageError::Corrupt(format!("entry {index}")))?
             };
             entries.push(Sequenced {
                 index,

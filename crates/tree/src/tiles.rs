@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use evault_core::{
-    HASH_SIZE, Hash, ProofPlan, RangeRoots, TileId, TileNodes, TileReader, TreeReader,
+    HASH_SIZE, Hash, InclusionPlans, ProofPlan, RangeRoots, TileId, TileNodes, TileReader,
+    TreeReader,
 };
 use evault_storage::tiles::{TileCache, read_tiles};
 use evault_storage::{LogStore, StorageError};
@@ -78,6 +79,39 @@ pub(crate) async fn prove<S: LogStore>(
     let known = RangeRoots::new();
     let (proofs, _) = prove_knowing(store, origin, cache, size, edge, plans, known).await?;
     Ok(proofs)
+}
+
+/// The inclusion proofs of `indices` in the tree of `size`, as [`prove`]
+/// would give them one plan each, but planned as one: the ranges the
+/// proofs share are resolved once.
+pub(crate) async fn prove_inclusions<S: LogStore>(
+    store: &S,
+    origin: &str,
+    cache: &TileCache,
+    size: u64,
+    edge: &[(TileId, &[u8])],
+    indices: &[u64],
+) -> Result<Vec<Vec<Hash>>, StorageError> {
+    let plans = InclusionPlans::new(indices, size).map_err(StorageError::Corrupt)?;
+    let resolved = prove(
+        store,
+        origin,
+        cache,
+        size,
+        edge,
+        std::slice::from_ref(plans.plan()),
+    )
+    .await?
+    .pop()
+    .unwrap_or_default();
+    indices
+        .iter()
+        .map(|&index| {
+            plans.proof(index, &resolved).ok_or_else(|| {
+                StorageError::Corrupt(format!("no proof of {index} was planned in {size}"))
+            })
+        })
+        .collect()
 }
 
 /// [`prove`], knowing the roots of some ranges reaching the right edge of
