@@ -101,19 +101,35 @@ fn check_media_type(value: &str) -> Result<(), EntryError> {
     Ok(())
 }
 
+/// Every rule of a record's fields, in one order, whether the record is
+/// built ([`EvidenceEntry::validate`]) or read from bytes.
+fn check_fields<'a>(
+    media_type: &str,
+    name: Option<&str>,
+    principal: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), EntryError> {
+    check_media_type(media_type)?;
+    if let Some(name) = name {
+        check_text("name", name, false)?;
+    }
+    check_text("principal", principal, false)?;
+    for (k, v) in labels {
+        check_text("label key", k, false)?;
+        check_text("label value", v, true)?;
+    }
+    Ok(())
+}
+
 impl EvidenceEntry {
     /// Checks every field rule without encoding.
     pub fn validate(&self) -> Result<(), EntryError> {
-        check_media_type(&self.media_type)?;
-        if let Some(name) = &self.name {
-            check_text("name", name, false)?;
-        }
-        check_text("principal", &self.principal, false)?;
-        for (k, v) in &self.labels {
-            check_text("label key", k, false)?;
-            check_text("label value", v, true)?;
-        }
-        Ok(())
+        check_fields(
+            &self.media_type,
+            self.name.as_deref(),
+            &self.principal,
+            self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
     }
 
     /// The canonical encoding.
@@ -245,17 +261,14 @@ impl<'a> Fields<'a> {
         if !r.0.is_empty() {
             return Err(EntryError::TrailingBytes(r.0.len()));
         }
-        // The record's own rules, in validate's order, so that bytes with
-        // several faults are refused for the same one either way.
-        check_media_type(media_type)?;
-        if !name.is_empty() {
-            check_text("name", name, false)?;
-        }
-        check_text("principal", principal, false)?;
-        for (k, v) in &labels {
-            check_text("label key", k, false)?;
-            check_text("label value", v, true)?;
-        }
+        // The record's own rules, as validate applies them: an empty name
+        // is the record's "no name".
+        check_fields(
+            media_type,
+            (!name.is_empty()).then_some(name),
+            principal,
+            labels.iter().copied(),
+        )?;
         Ok(Fields {
             digest,
             size,

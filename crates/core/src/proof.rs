@@ -445,18 +445,15 @@ impl InclusionPlans {
         // at the bit length of `size - 1`.
         let tree_height = 64 - size.saturating_sub(1).leading_zeros();
         for height in 0..tree_height {
-            let start = ranges.len();
-            ranges.extend(
-                ancestors
-                    .iter()
-                    .filter_map(|&a| sibling_range(a ^ 1, height, size)),
-            );
+            let mut level: Vec<(u64, u64)> = ancestors
+                .iter()
+                .filter_map(|&a| sibling_range(a ^ 1, height, size))
+                .collect();
             // Siblings of sorted ancestors are sorted but for the two
             // children of one parent, which swap.
-            ranges[start..].sort_unstable();
-            let mut level = ranges.split_off(start);
+            level.sort_unstable();
             level.dedup();
-            ranges.append(&mut level);
+            ranges.extend(level);
             heights.push(ranges.len());
             for a in &mut ancestors {
                 *a >>= 1;

@@ -168,9 +168,6 @@ mod tests {
         assert_eq!(find_forbidden("rapport d’incident"), None);
     }
 
-    /// Every format character is one Rust's own tables (Unicode
-    /// `char::UNICODE_VERSION`) do not call printable: the list holds
-    /// nothing that is not Cf.
     #[test]
     fn ascii_text_is_judged_by_the_same_rule() {
         for b in 0u8..0x80 {
@@ -190,6 +187,9 @@ mod tests {
         );
     }
 
+    /// Every format character is one Rust's own tables (Unicode
+    /// `char::UNICODE_VERSION`) do not call printable: the list holds
+    /// nothing that is not Cf.
     #[test]
     fn every_listed_format_character_is_unprintable_to_rust() {
         for &(first, last) in FORMAT {
