@@ -20,6 +20,13 @@
 //! when the command could not run as asked (bad flags, unreadable input,
 //! an unreachable server).
 
+// The vault's work is many small, short-lived buffers (requests, proofs,
+// receipts) allocated on one worker thread and often freed on another;
+// glibc's allocator serialises those on its arena locks and spent about a
+// fifth of the CPU of serving proofs (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod append;
 mod audit_trail;
 mod bench;
