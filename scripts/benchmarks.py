@@ -20,6 +20,7 @@ interpreter; without it that measurement is left out, and says so).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -134,52 +135,58 @@ def current_size(vault: Vault) -> int:
         return 0
 
 
+@contextlib.contextmanager
+def fresh_vault(evault: str, db: str, backend: str, data: Path, schema_name: str, *extra: str):
+    """A new vault in `data` (and, on PostgreSQL, in a new schema), gone after."""
+    schema = Schema(db, schema_name) if backend == "postgres" else None
+    vault = Vault(evault, data, schema.url if schema else None, *extra)
+    try:
+        yield vault
+    finally:
+        vault.stop()
+        if schema:
+            schema.drop()
+
+
+def streamed(evault: str, vault: Vault, db: str) -> dict:
+    """One AppendStream of 100,000, beside a COPY of as many rows."""
+    return bench(evault, vault, "--mode", "stream", "--count", "100000",
+                 "--baseline-copy", "--database-url", db)
+
+
 def one_run(evault: str, db: str, backend: str, python: str | None, run: int) -> dict:
     """One run of the per-client measurements on a fresh vault."""
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        schema = Schema(db, f"evault_bench_{os.getpid()}_{run}") if backend == "postgres" else None
-        vault = Vault(evault, Path(tmp) / "data", schema.url if schema else None)
-        try:
-            copy = ["--baseline-copy", "--database-url", db]
-            # One client on an idle vault; the baseline commits one COPY row
-            # per transaction, what a single durable write costs here.
-            results["idle"] = bench(evault, vault, "--mode", "unary", "--concurrency", "1",
-                                    "--count", "500", *copy, "--batch-size", "1")
-            results["stream"] = bench(evault, vault, "--mode", "stream", "--count", "100000",
-                                      *copy)
-            results["unary64"] = bench(evault, vault, "--mode", "unary", "--concurrency", "64",
-                                       "--count", "30000", *copy)
-            results["open5000"] = bench(evault, vault, "--mode", "unary", "--rate", "5000",
-                                        "--duration", "15s")
-            if python:
-                rust = bench(evault, vault, "--mode", "stream", "--count", "100000")
-                py = python_stream(python, vault, 100_000)
-                results["python"] = {"python": py, "rust": rust}
-            results["peak_rss_mib"] = vault.peak_rss_mib()
-        finally:
-            vault.stop()
-            if schema:
-                schema.drop()
+    with tempfile.TemporaryDirectory() as tmp, \
+            fresh_vault(evault, db, backend, Path(tmp) / "data",
+                        f"evault_bench_{os.getpid()}_{run}") as vault:
+        copy = ["--baseline-copy", "--database-url", db]
+        # One client on an idle vault; the baseline commits one COPY row
+        # per transaction, what a single durable write costs here.
+        results["idle"] = bench(evault, vault, "--mode", "unary", "--concurrency", "1",
+                                "--count", "500", *copy, "--batch-size", "1")
+        results["stream"] = streamed(evault, vault, db)
+        results["unary64"] = bench(evault, vault, "--mode", "unary", "--concurrency", "64",
+                                   "--count", "30000", *copy)
+        results["open5000"] = bench(evault, vault, "--mode", "unary", "--rate", "5000",
+                                    "--duration", "15s")
+        if python:
+            rust = bench(evault, vault, "--mode", "stream", "--count", "100000")
+            py = python_stream(python, vault, 100_000)
+            results["python"] = {"python": py, "rust": rust}
+        results["peak_rss_mib"] = vault.peak_rss_mib()
     return results
 
 
 def small_stream(evault: str, db: str, backend: str, tmp: Path, run: int) -> dict:
     """100,000 streamed from 10,000 entries, on a vault of its own, fresh."""
-    schema = (Schema(db, f"evault_small_{os.getpid()}_{run}")
-              if backend == "postgres" else None)
     # A log of its own: the log's lock in PostgreSQL is taken by origin,
     # database-wide, and the large log holds the default one.
-    vault = Vault(evault, tmp / f"small-{run}", schema.url if schema else None,
-                  "--origin", f"small-{run}.bench.invalid/log")
-    try:
+    with fresh_vault(evault, db, backend, tmp / f"small-{run}",
+                     f"evault_small_{os.getpid()}_{run}",
+                     "--origin", f"small-{run}.bench.invalid/log") as vault:
         fill(evault, vault, 10_000)
-        return bench(evault, vault, "--mode", "stream", "--count", "100000",
-                     "--baseline-copy", "--database-url", db)
-    finally:
-        vault.stop()
-        if schema:
-            schema.drop()
+        return streamed(evault, vault, db)
 
 
 def scale_run(evault: str, db: str, backend: str, scale: int, runs: int) -> dict:
@@ -202,13 +209,14 @@ def scale_run(evault: str, db: str, backend: str, scale: int, runs: int) -> dict
             # the difference measured, so each pair's ratio is taken, and
             # which log goes first alternates.
             for run in range(runs):
-                pair = [lambda: small_stream(evault, db, backend, Path(tmp), run),
-                        lambda: bench(evault, vault, "--mode", "stream", "--count", "100000",
-                                      "--baseline-copy", "--database-url", db)]
-                order = [0, 1] if run % 2 == 0 else [1, 0]
-                measured = {which: pair[which]() for which in order}
-                results["small"].append(measured[0])
-                results["large"].append(measured[1])
+                if run % 2 == 0:
+                    small = small_stream(evault, db, backend, Path(tmp), run)
+                    large = streamed(evault, vault, db)
+                else:
+                    large = streamed(evault, vault, db)
+                    small = small_stream(evault, db, backend, Path(tmp), run)
+                results["small"].append(small)
+                results["large"].append(large)
             results["peak_rss_mib"] = vault.peak_rss_mib()
             results["size"] = current_size(vault)
             vault.stop()
