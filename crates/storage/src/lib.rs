@@ -264,6 +264,12 @@ pub trait LogStore: Send + Sync + 'static {
     /// indices are not `old.size..new.size`, an entry's leaf hash or
     /// evidence digest disagrees with its bytes, or the tiles are not
     /// exactly the full tiles the batch completes.
+    ///
+    /// "Writing nothing" is of the log: a store may keep entries beyond the
+    /// head that a failed integration left (PostgreSQL writes a large
+    /// batch over two connections). They are not in the log: no lookup
+    /// returns them, and the store removes them before it writes the log
+    /// again.
     fn integrate(
         &self,
         origin: &str,

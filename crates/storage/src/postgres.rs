@@ -7,13 +7,15 @@
 //! `UNNEST`, so a batch of thousands of entries is a handful of statements.
 //!
 //! Entries keep only their bytes and dedup key (`migrations/V3`): lookups
-//! by leaf hash, evidence digest and dedup key go through hash indexes on
-//! expressions, and each query below spells its index's expression exactly,
-//! or PostgreSQL would not use the index. The log ID is hashed into each
-//! expression, so no query carries a separate `log_id = $1` condition the
-//! planner might answer by walking the primary key instead.
+//! go through indexes on expressions, and each query below spells its
+//! index's expression exactly, or PostgreSQL would not use the index. The
+//! dedup key's is a hash index over the key and the log ID, checked by
+//! every append against the whole log. Leaf hashes and evidence digests
+//! are looked up through btrees keyed by bucket of positions first
+//! (`migrations/V5`), so that appends touch only the newest bucket's
+//! pages; a lookup probes every bucket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -371,6 +373,10 @@ pub(crate) fn pool(config: tokio_postgres::Config, max_connections: usize) -> Re
 /// the table as it is now (see [`PostgresStore::connect`]).
 const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
 
+/// From how many entries a batch's entries are written by two connections
+/// at once, half each.
+const WRITTEN_AHEAD_FROM: usize = 512;
+
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -383,6 +389,10 @@ pub struct PostgresStore {
     pruning: Arc<PruneSchedule>,
     /// See [`PostgresStore::with_operation_timeout`].
     operation_timeout: Duration,
+    /// The logs known to hold no entry beyond their head: each log's
+    /// first write in this process looks first, and so does the write
+    /// after one that failed (see [`PostgresStore::write`]).
+    clear_beyond_head: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl PostgresStore {
@@ -405,6 +415,7 @@ impl PostgresStore {
             log_ids: Arc::default(),
             pruning: Arc::default(),
             operation_timeout: OPERATION_TIMEOUT,
+            clear_beyond_head: Arc::default(),
         })
     }
 
@@ -476,6 +487,76 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error)
     }
 
+    /// A second connection if one is free (or may be opened) at once;
+    /// `None` rather than waiting for one, which could wait on the caller.
+    async fn spare_client(&self) -> Option<deadpool_postgres::Object> {
+        let at_once = deadpool_postgres::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.pool.timeouts()
+        };
+        self.pool.timeout_get(&at_once).await.ok()
+    }
+
+    /// Writes `batch` into log `id` and moves its head, on `client` and,
+    /// for a batch of at least [`WRITTEN_AHEAD_FROM`] entries, a second
+    /// connection at once if one is free.
+    ///
+    /// The second connection writes the batch's first half in a
+    /// transaction of its own (PostgreSQL runs one statement on one core,
+    /// and maintaining the entries' three random-keyed indexes is most of
+    /// a batch's work: docs/benchmarks.md). It commits only once `client`'s
+    /// transaction has moved the head by compare-and-swap, which locks the
+    /// head's row until it ends, and has written everything else; that
+    /// transaction commits right after. If the second commit fails, the
+    /// first half stays beyond the head: not in the log, never read, and
+    /// removed under the head's lock before the log is written again
+    /// ([`remove_beyond_head`]).
+    async fn write(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        id: i64,
+        batch: &Integration<'_>,
+    ) -> Result<()> {
+        let mut ahead = if batch.entries.len() >= WRITTEN_AHEAD_FROM {
+            self.spare_client().await
+        } else {
+            None
+        };
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let Some(ahead) = ahead.as_mut() else {
+            write_batch(&tx, id, batch, 0).await?;
+            return tx.commit().await.map_err(pg_error);
+        };
+        let split = batch.entries.len() / 2;
+        // A dedup key in both halves would leave each transaction waiting
+        // for the other to end, until the statement timeout: the database
+        // cannot see that they are one batch. Refused here instead, as the
+        // database refuses a repeat within one transaction.
+        let first: HashSet<&[u8; 32]> = batch.entries[..split]
+            .iter()
+            .map(|e| &e.dedup_key)
+            .collect();
+        if let Some(e) = batch.entries[split..]
+            .iter()
+            .find(|e| first.contains(&e.dedup_key))
+        {
+            return Err(StorageError::InvalidBatch(format!(
+                "entry {} repeats a dedup key of the same batch",
+                e.index
+            )));
+        }
+        let ahead = ahead.transaction().await.map_err(pg_error)?;
+        let (written, written_ahead) = tokio::join!(
+            write_batch(&tx, id, batch, split),
+            write_ahead(&ahead, id, &batch.entries[..split]),
+        );
+        // Either failing drops both transactions, which rolls them back.
+        written?;
+        written_ahead?;
+        ahead.commit().await.map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)
+    }
+
     /// The ID of the log `origin`, from memory once it has been read.
     async fn log_id(&self, client: &impl GenericClient, origin: &str) -> Result<i64> {
         let known = self
@@ -496,6 +577,132 @@ impl PostgresStore {
     }
 }
 
+/// Moves log `id`'s head by compare-and-swap from `batch.old` to
+/// `batch.new`, and writes the batch's entries from `from` on and its full
+/// tiles, in `tx`. The head's row stays locked until `tx` ends.
+async fn write_batch(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i64,
+    batch: &Integration<'_>,
+    from: usize,
+) -> Result<()> {
+    let update = prepared(
+        tx,
+        "UPDATE tree_heads SET size = $2, root = $3, updated_at = now()
+         WHERE log_id = $1 AND size = $4 AND root = $5",
+    )
+    .await?;
+    let moved = tx
+        .execute(
+            &update,
+            &[
+                &id,
+                &int(batch.new.size)?,
+                &batch.new.root.as_bytes(),
+                &int(batch.old.size)?,
+                &batch.old.root.as_bytes(),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    if moved != 1 {
+        let found = read_head(tx, id).await?;
+        // Dropping the transaction rolls it back.
+        return Err(StorageError::HeadMoved {
+            expected: batch.old.size,
+            found: found.size,
+        });
+    }
+    insert_entries(tx, id, &batch.entries[from..]).await?;
+    let levels: Vec<i16> = batch
+        .tiles
+        .iter()
+        .map(|(t, _)| i16::from(t.level))
+        .collect();
+    let tile_indices: Vec<i64> = batch
+        .tiles
+        .iter()
+        .map(|(t, _)| int(t.index))
+        .collect::<Result<_>>()?;
+    let hashes: Vec<&[u8]> = batch.tiles.iter().map(|(_, h)| h.as_slice()).collect();
+    // Full tiles are written once: a second write of one is refused,
+    // never an update.
+    let insert = prepared(
+        tx,
+        "INSERT INTO tiles (log_id, level, idx, hashes)
+         SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])",
+    )
+    .await?;
+    tx.execute(&insert, &[&id, &levels, &tile_indices, &hashes])
+        .await
+        .map_err(|e| already_logged(e, "a tile"))?;
+    Ok(())
+}
+
+/// Removes log `id`'s entries beyond its head, left by a batch whose first
+/// half committed and whose second did not, and returns how many there
+/// were. The head's row is locked first, so no batch can be between its
+/// two commits meanwhile (each holds that lock from before its first
+/// commit until its second): whatever lies beyond the head then belongs
+/// to no batch that can still complete.
+async fn remove_beyond_head(client: &impl GenericClient, id: i64) -> Result<u64> {
+    let remove = prepared(
+        client,
+        "WITH head AS (SELECT size FROM tree_heads WHERE log_id = $1 FOR UPDATE)
+         DELETE FROM entries WHERE log_id = $1 AND idx >= (SELECT size FROM head)",
+    )
+    .await?;
+    let removed = client.execute(&remove, &[&id]).await.map_err(pg_error)?;
+    if removed > 0 {
+        tracing::warn!(
+            log_id = id,
+            removed,
+            "removed entries beyond the head, left by a batch whose commit did not complete"
+        );
+    }
+    Ok(removed)
+}
+
+/// Writes `entries`, the first part of a batch, in `tx`, committed
+/// without waiting for its flush: the batch's own commit follows it and
+/// flushes the log's WAL up to there, this one included.
+async fn write_ahead(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i64,
+    entries: &[crate::StoredEntry],
+) -> Result<()> {
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await
+        .map_err(pg_error)?;
+    insert_entries(tx, id, entries).await
+}
+
+/// Inserts `entries` of log `id`. The leaf hash and evidence digest are
+/// not stored: the indexes compute them from the entry bytes
+/// (`check_batch` has made sure the batch's own values agree).
+async fn insert_entries(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i64,
+    entries: &[crate::StoredEntry],
+) -> Result<()> {
+    let indices: Vec<i64> = entries
+        .iter()
+        .map(|e| int(e.index))
+        .collect::<Result<_>>()?;
+    let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry.as_slice()).collect();
+    let keys: Vec<&[u8]> = entries.iter().map(|e| e.dedup_key.as_slice()).collect();
+    let insert = prepared(
+        tx,
+        "INSERT INTO entries (log_id, idx, entry, dedup_key)
+         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[])",
+    )
+    .await?;
+    tx.execute(&insert, &[&id, &indices, &bytes, &keys])
+        .await
+        .map_err(|e| already_logged(e, "a dedup key or index"))?;
+    Ok(())
+}
+
 /// `sql` prepared on `client`'s connection, once per connection: the
 /// statements of the hot paths (integration, lookups, proofs' reads) are
 /// then not parsed again on each call. They are planned on each call all
@@ -510,23 +717,47 @@ async fn prepared(client: &impl GenericClient, sql: &str) -> Result<tokio_postgr
 /// so costly on a batch of thousands of keys that PostgreSQL either scans
 /// the whole log or compiles the plan with JIT first (tens of
 /// milliseconds for a lookup that takes two).
+///
+/// This lookup and the two below read only entries within the head: an
+/// entry beyond it is not in the log (see [`PostgresStore::write`]).
 const FIND_DEDUP: &str = "SELECT dedup_key, idx FROM entries
      WHERE dedup_key || int8send(log_id) = ANY (ARRAY(
-         SELECT key || int8send($1::BIGINT) FROM UNNEST($2::BYTEA[]) AS want (key)))";
+         SELECT key || int8send($1::BIGINT) FROM UNNEST($2::BYTEA[]) AS want (key)))
+       AND idx < (SELECT size FROM tree_heads WHERE log_id = $1)";
 
 /// The first index in log `$1` whose entry has leaf hash `$2`, through
-/// `entries_by_leaf_hash`. The same entry may be logged more than once
-/// (under different dedup keys), hence the minimum.
+/// `entries_by_leaf_hash`: one probe per bucket of 65,536 positions up to
+/// the head (`migrations/V5`), each entry found checked against the whole
+/// hash. The same entry may be logged more than once (under different
+/// dedup keys), hence the minimum. `log_id + 0` keeps the planner from
+/// walking the primary key for `log_id` instead.
 const FIND_LEAF: &str = "SELECT min(idx) FROM entries
-     WHERE sha256('\\x00'::bytea || entry) || int8send(log_id) = $2 || int8send($1::BIGINT)";
+     WHERE ((idx >> 16) << 32)
+           | ('x' || encode(substring(sha256('\\x00'::bytea || entry) FROM 1 FOR 4), 'hex'))::bit(32)::bigint
+           = ANY (ARRAY(
+               SELECT (bucket << 32) | ('x' || encode(substring($2::BYTEA FROM 1 FOR 4), 'hex'))::bit(32)::bigint
+               FROM generate_series(0, (SELECT (size - 1) >> 16 FROM tree_heads WHERE log_id = $1))
+                   AS b (bucket)))
+       AND sha256('\\x00'::bytea || entry) = $2
+       AND log_id + 0 = $1
+       AND idx < (SELECT size FROM tree_heads WHERE log_id = $1)";
 
 /// Indices in log `$1` of the version-1 entries naming evidence `$2`, from
-/// `$3` on, at most `$4`, through `entries_by_evidence_v1`. The version
+/// `$3` on, at most `$4`, through `entries_by_evidence_v1`, probed as
+/// [`FIND_LEAF`] probes its index, from `$3`'s bucket on. The version
 /// condition repeats the index's predicate, which lets the planner use it.
 const FIND_EVIDENCE: &str = "SELECT idx FROM entries
      WHERE substring(entry FROM 1 FOR 1) = '\\x01'::bytea
-       AND substring(entry FROM 2 FOR 32) || int8send(log_id) = $2 || int8send($1::BIGINT)
-       AND idx >= $3
+       AND ((idx >> 16) << 32)
+           | ('x' || encode(substring(entry FROM 2 FOR 4), 'hex'))::bit(32)::bigint
+           = ANY (ARRAY(
+               SELECT (bucket << 32) | ('x' || encode(substring($2::BYTEA FROM 1 FOR 4), 'hex'))::bit(32)::bigint
+               FROM generate_series($3::BIGINT >> 16,
+                                    (SELECT (size - 1) >> 16 FROM tree_heads WHERE log_id = $1))
+                   AS b (bucket)))
+       AND substring(entry FROM 2 FOR 32) = $2
+       AND log_id + 0 = $1
+       AND idx >= $3 AND idx < (SELECT size FROM tree_heads WHERE log_id = $1)
      ORDER BY idx LIMIT $4";
 
 async fn log_id(client: &impl GenericClient, origin: &str) -> Result<i64> {
@@ -595,81 +826,32 @@ impl LogStore for PostgresStore {
         self.bounded(async {
             check_batch(&batch)?;
             let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg_error)?;
-            let id = self.log_id(&tx, origin).await?;
-            let update = prepared(
-                &tx,
-                "UPDATE tree_heads SET size = $2, root = $3, updated_at = now()
-                 WHERE log_id = $1 AND size = $4 AND root = $5",
-            )
-            .await?;
-            let moved = tx
-                .execute(
-                    &update,
-                    &[
-                        &id,
-                        &int(batch.new.size)?,
-                        &batch.new.root.as_bytes(),
-                        &int(batch.old.size)?,
-                        &batch.old.root.as_bytes(),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            if moved != 1 {
-                let found = read_head(&tx, id).await?;
-                // Dropping the transaction rolls it back.
-                return Err(StorageError::HeadMoved {
-                    expected: batch.old.size,
-                    found: found.size,
-                });
+            let id = self.log_id(&client, origin).await?;
+            // Unknown until this write succeeds: a failed or abandoned one
+            // may leave entries beyond the head.
+            let was_clean = self
+                .clear_beyond_head
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if !was_clean {
+                remove_beyond_head(&client, id).await?;
             }
-            let indices: Vec<i64> = batch
-                .entries
-                .iter()
-                .map(|e| int(e.index))
-                .collect::<Result<_>>()?;
-            let entries: Vec<&[u8]> = batch.entries.iter().map(|e| e.entry.as_slice()).collect();
-            let keys: Vec<&[u8]> = batch
-                .entries
-                .iter()
-                .map(|e| e.dedup_key.as_slice())
-                .collect();
-            // The leaf hash and evidence digest are not stored: the indexes
-            // compute them from the entry bytes (check_batch has made sure the
-            // batch's own values agree).
-            let insert = prepared(
-                &tx,
-                "INSERT INTO entries (log_id, idx, entry, dedup_key)
-                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[])",
-            )
-            .await?;
-            tx.execute(&insert, &[&id, &indices, &entries, &keys])
-                .await
-                .map_err(|e| already_logged(e, "a dedup key or index"))?;
-            let levels: Vec<i16> = batch
-                .tiles
-                .iter()
-                .map(|(t, _)| i16::from(t.level))
-                .collect();
-            let tile_indices: Vec<i64> = batch
-                .tiles
-                .iter()
-                .map(|(t, _)| int(t.index))
-                .collect::<Result<_>>()?;
-            let hashes: Vec<&[u8]> = batch.tiles.iter().map(|(_, h)| h.as_slice()).collect();
-            // Full tiles are written once: a second write of one is refused,
-            // never an update.
-            let insert = prepared(
-                &tx,
-                "INSERT INTO tiles (log_id, level, idx, hashes)
-                 SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])",
-            )
-            .await?;
-            tx.execute(&insert, &[&id, &levels, &tile_indices, &hashes])
-                .await
-                .map_err(|e| already_logged(e, "a tile"))?;
-            tx.commit().await.map_err(pg_error)
+            let mut written = self.write(&mut client, id, &batch).await;
+            if was_clean && matches!(written, Err(StorageError::InvalidBatch(_))) {
+                // Another process's failed write may have left entries
+                // beyond the head since this one last looked: if so, they
+                // are what the batch collided with.
+                if remove_beyond_head(&client, id).await? > 0 {
+                    written = self.write(&mut client, id, &batch).await;
+                }
+            }
+            written?;
+            self.clear_beyond_head
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+            Ok(())
         })
         .await
     }
@@ -1149,7 +1331,7 @@ mod tests {
     /// uses the index, with statistics and without them (a young log, not
     /// yet analysed): a query that misses its index scans the whole log.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn lookups_use_their_hash_indexes() {
+    async fn lookups_use_their_indexes() {
         let schema = evault_test_support::PgSchema::create("evault_storage_plans").await;
         migrate(&schema.url).await.expect("migrate");
         let store = PostgresStore::connect(&schema.url, 2).expect("pool");

@@ -270,6 +270,46 @@ async fn integrated_batches_read_back_and_prove(store: impl LogStore) {
     );
 }
 
+/// Batches of thousands of entries (PostgreSQL writes each over two
+/// connections, half each) read back, prove, and are found by every
+/// lookup in both halves.
+async fn large_batches_read_back_and_prove(store: impl LogStore) {
+    store.create_log(ORIGIN).await.expect("create");
+    let mut tree = Integrator::new();
+    let mut logged = Vec::new();
+    for (count, tag) in [(2000, "large"), (999, "larger")] {
+        let batch = integrate_next(&store, &mut tree, count, tag).await;
+        assert_eq!(store.head(ORIGIN).await.expect("head"), batch.new);
+        logged.extend(batch.entries);
+    }
+    let size = tree.size();
+    assert_log_proves(
+        &store,
+        ORIGIN,
+        size,
+        tree.root(),
+        &[0, 999, 1000, 1999, 2000, 2998],
+    )
+    .await;
+    let read = store.read_entries(ORIGIN, 0, size).await.expect("entries");
+    assert_eq!(read.len(), logged.len());
+    assert!(read.iter().zip(&logged).all(|(r, e)| *r == e.entry));
+    for i in [0, 999, 1000, 1999, 2499, 2998] {
+        let e = &logged[i];
+        assert_eq!(
+            store.find_leaf(ORIGIN, e.leaf_hash).await.expect("leaf"),
+            Some(i as u64)
+        );
+        assert_eq!(
+            store
+                .find_dedup(ORIGIN, &[e.dedup_key])
+                .await
+                .expect("dedup"),
+            [Some(i as u64)]
+        );
+    }
+}
+
 async fn only_full_tiles_are_stored_each_once(store: impl LogStore) {
     store.create_log(ORIGIN).await.expect("create");
     let mut tree = Integrator::new();
@@ -512,6 +552,22 @@ async fn dedup_keys_are_never_logged_twice(store: impl LogStore) {
         Err(StorageError::InvalidBatch(_))
     ));
     assert_eq!(store.head(ORIGIN).await.expect("head"), first.new);
+    // So is a key repeated far apart in a large batch (which PostgreSQL
+    // writes over two connections, half each).
+    let mut apart = next_batch(&mut tree.clone(), 1000, "w");
+    apart.entries[900].dedup_key = apart.entries[100].dedup_key;
+    assert!(matches!(
+        store.integrate(ORIGIN, apart.integration()).await,
+        Err(StorageError::InvalidBatch(_))
+    ));
+    assert_eq!(store.head(ORIGIN).await.expect("head"), first.new);
+    assert_eq!(
+        store
+            .find_dedup(ORIGIN, &[apart.entries[100].dedup_key])
+            .await
+            .expect("dedup"),
+        [None]
+    );
 
     // The same entry bytes under another key are a second entry; lookups
     // by leaf hash find the first.
@@ -954,6 +1010,7 @@ macro_rules! conformance {
 conformance!(
     create_log_is_idempotent_and_starts_empty,
     integrated_batches_read_back_and_prove,
+    large_batches_read_back_and_prove,
     only_full_tiles_are_stored_each_once,
     derived_tiles_equal_the_integrators,
     derived_fields_must_agree_with_the_entry,
@@ -1616,7 +1673,7 @@ async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
         []
     );
     let applied = migrate(&schema.url).await.expect("migrate");
-    assert_eq!(applied, [1, 2, 3, 4]);
+    assert_eq!(applied, [1, 2, 3, 4, 5]);
     assert_eq!(
         migration_files(),
         [
@@ -1624,6 +1681,7 @@ async fn migrations_apply_from_empty_and_rerun_as_a_no_op() {
             (2, "evidence".to_string()),
             (3, "lean_entries".to_string()),
             (4, "evidence_erasure".to_string()),
+            (5, "bucketed_lookups".to_string()),
         ]
     );
     assert_history_is_every_migration(&store).await;
@@ -1658,7 +1716,7 @@ async fn concurrent_migrations_apply_each_version_once() {
     let mut all = a.expect("first");
     all.extend(b.expect("second"));
     all.sort();
-    assert_eq!(all, [1, 2, 3, 4]);
+    assert_eq!(all, [1, 2, 3, 4, 5]);
     schema.drop_schema().await;
 }
 
@@ -1885,10 +1943,11 @@ async fn assert_serves_as_before(
 /// stored partial tiles, and the same tiles, proofs and lookups are served
 /// from what remains, for both logs; the audit records read back as
 /// written; the evidence reads back as uploaded, and can be erased (V4);
-/// and the history lists every migration.
+/// lookups by leaf hash and digest find the old rows through V5's
+/// bucketed indexes; and the history lists every migration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_migration_upgrades_a_database_holding_a_log() {
-    let latest = 4;
+    let latest = 5;
     let audit = trail::audit_origin(ORIGIN);
     let logged = logged_before_upgrade(&[100, 200, 5, 295]);
     let records = audit_records(&logged.concat());
@@ -1990,6 +2049,13 @@ async fn every_migration_upgrades_a_database_holding_a_log() {
                 .await
                 .expect("dedup"),
             [Some(299)]
+        );
+        assert_eq!(
+            store
+                .find_leaf(ORIGIN, original.leaf_hash)
+                .await
+                .expect("leaf"),
+            Some(299)
         );
         let named = |parity: u64| -> Vec<u64> {
             (0..size)
@@ -2182,5 +2248,170 @@ async fn a_silent_database_fails_calls_instead_of_holding_them() {
     }
     assert_eq!(head.expect("answers again"), TreeHead::empty());
     drop(proxy);
+    schema.drop_schema().await;
+}
+
+/// A connection of the test's own to `schema`, for writing what the store
+/// never would.
+async fn raw_client(schema: &Schema) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// Rows beyond the head, as a large batch leaves them when its first half
+/// committed and its second did not: entries `from..from + count` of `tag`.
+async fn leave_beyond_head(client: &tokio_postgres::Client, from: u64, count: u64, tag: &str) {
+    for i in from..from + count {
+        let e = entry(i, tag);
+        client
+            .execute(
+                "INSERT INTO entries (log_id, idx, entry, dedup_key)
+                 SELECT id, $2, $3, $4 FROM logs WHERE origin = $1",
+                &[&ORIGIN, &(i as i64), &e.entry, &e.dedup_key.as_slice()],
+            )
+            .await
+            .expect("left beyond the head");
+    }
+}
+
+/// Entries beyond the head are not in the log: no lookup returns them,
+/// and the next write removes them and writes its own in their places,
+/// whether they were there before this store first wrote (a process that
+/// died between a batch's two commits) or appeared after (another
+/// process's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_beyond_the_head_are_not_in_the_log() {
+    let schema = new_schema().await;
+    let store = store(&schema).await;
+    let client = raw_client(&schema).await;
+    store.create_log(ORIGIN).await.expect("create");
+    let mut tree = Integrator::new();
+    integrate_next(&store, &mut tree, 10, "kept").await;
+
+    for (round, writer) in [
+        (0, store.clone()),
+        (1, PostgresStore::connect(&schema.url, 4).expect("pool")),
+    ] {
+        let tag = format!("round {round}");
+        let size = tree.size();
+        leave_beyond_head(&client, size, 6, &tag).await;
+        let orphan = entry(size + 2, &tag);
+        assert_eq!(
+            store
+                .find_dedup(ORIGIN, &[orphan.dedup_key])
+                .await
+                .expect("dedup"),
+            [None],
+            "round {round}"
+        );
+        assert_eq!(
+            store
+                .find_leaf(ORIGIN, orphan.leaf_hash)
+                .await
+                .expect("leaf"),
+            None
+        );
+        // The batch reuses the left entries' positions and dedup keys.
+        let batch = next_batch(&mut tree, 8, &tag);
+        writer
+            .integrate(ORIGIN, batch.integration())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let read = store.read_entries(ORIGIN, size, 8).await.expect("entries");
+        assert!(read.iter().zip(&batch.entries).all(|(r, e)| *r == e.entry));
+        assert_eq!(
+            store
+                .find_dedup(ORIGIN, &[orphan.dedup_key])
+                .await
+                .expect("dedup"),
+            [Some(size + 2)]
+        );
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM entries", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(
+            rows as u64,
+            tree.size(),
+            "round {round}: nothing left beyond the head"
+        );
+    }
+    schema.drop_schema().await;
+}
+
+/// Lookups by leaf hash and by evidence digest probe every bucket of
+/// 65,536 positions up to the head, from the asked position's on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_reach_every_bucket_up_to_the_head() {
+    let schema = new_schema().await;
+    let store = store(&schema).await;
+    let client = raw_client(&schema).await;
+    store.create_log(ORIGIN).await.expect("create");
+    // Entries at far positions, written in SQL: a lookup reads only the
+    // rows, not the tree. Every third position names evidence "1"
+    // (odd) or "0" (even).
+    let at = [3u64, 65_535, 65_538, 131_073, 200_001];
+    for &i in &at {
+        leave_beyond_head(&client, i, 1, "far").await;
+    }
+    client
+        .execute(
+            "UPDATE tree_heads SET size = 200001 FROM logs WHERE logs.id = tree_heads.log_id AND origin = $1",
+            &[&ORIGIN],
+        )
+        .await
+        .expect("head");
+    let odd = evault_core::hash::sha256(b"evidence 1");
+    let even = evault_core::hash::sha256(b"evidence 0");
+    assert_eq!(
+        store.find_evidence(ORIGIN, odd, 0, 10).await.expect("odd"),
+        [3, 65_535, 131_073],
+        "200,001 is beyond the head"
+    );
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, even, 0, 10)
+            .await
+            .expect("even"),
+        [65_538]
+    );
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, odd, 65_536, 10)
+            .await
+            .expect("from"),
+        [131_073]
+    );
+    assert_eq!(
+        store.find_evidence(ORIGIN, odd, 0, 2).await.expect("limit"),
+        [3, 65_535]
+    );
+    for &i in &at[..4] {
+        assert_eq!(
+            store
+                .find_leaf(ORIGIN, entry(i, "far").leaf_hash)
+                .await
+                .expect("leaf"),
+            Some(i)
+        );
+    }
+    assert_eq!(
+        store
+            .find_leaf(ORIGIN, entry(200_001, "far").leaf_hash)
+            .await
+            .expect("leaf"),
+        None
+    );
+    assert_eq!(
+        store
+            .find_leaf(ORIGIN, entry(4, "far").leaf_hash)
+            .await
+            .expect("leaf"),
+        None
+    );
     schema.drop_schema().await;
 }
