@@ -5,6 +5,10 @@
 //! compare-and-swap: a concurrent writer blocks on the row and then finds
 //! the condition false), then bulk-inserts entries and full tiles with
 //! `UNNEST`, so a batch of thousands of entries is a handful of statements.
+//! A large batch's first half is inserted meanwhile by a second connection
+//! and committed just before it (see [`PostgresStore::write`]); entries a
+//! failure leaves beyond the head are never read, and are removed before
+//! the log is written again.
 //!
 //! Entries keep only their bytes and dedup key (`migrations/V3`): lookups
 //! go through indexes on expressions, and each query below spells its
