@@ -507,11 +507,11 @@ impl PostgresStore {
     ///
     /// The second connection writes the batch's first half in a
     /// transaction of its own (PostgreSQL runs one statement on one core,
-    /// and maintaining the entries' three random-keyed indexes is most of
-    /// a batch's work: docs/benchmarks.md). It commits only once `client`'s
-    /// transaction has moved the head by compare-and-swap, which locks the
-    /// head's row until it ends, and has written everything else; that
-    /// transaction commits right after. If the second commit fails, the
+    /// and maintaining the entries' indexes is most of a batch's work:
+    /// docs/benchmarks.md). It starts once `client`'s transaction has
+    /// moved the head by compare-and-swap, which locks the head's row
+    /// until it ends, and commits once that transaction has written
+    /// everything else, which commits right after. If the second commit fails, the
     /// first half stays beyond the head: not in the log, never read, and
     /// removed under the head's lock before the log is written again
     /// ([`remove_beyond_head`]).
@@ -526,29 +526,36 @@ impl PostgresStore {
         } else {
             None
         };
+        let split = batch.entries.len() / 2;
+        if ahead.is_some() {
+            // A dedup key in both halves would leave each transaction
+            // waiting for the other to end, until the statement timeout:
+            // the database cannot see that they are one batch. Refused
+            // here instead, as the database refuses a repeat within one
+            // transaction.
+            let first: HashSet<&[u8; 32]> = batch.entries[..split]
+                .iter()
+                .map(|e| &e.dedup_key)
+                .collect();
+            if let Some(e) = batch.entries[split..]
+                .iter()
+                .find(|e| first.contains(&e.dedup_key))
+            {
+                return Err(StorageError::InvalidBatch(format!(
+                    "entry {} repeats a dedup key of the same batch",
+                    e.index
+                )));
+            }
+        }
         let tx = client.transaction().await.map_err(pg_error)?;
+        // The head's row is locked from here on. Had another writer of the
+        // log been between its two commits, this one waited for it here,
+        // before writing anything the other could in turn wait on.
+        move_head(&tx, id, batch).await?;
         let Some(ahead) = ahead.as_mut() else {
             write_batch(&tx, id, batch, 0).await?;
             return tx.commit().await.map_err(pg_error);
         };
-        let split = batch.entries.len() / 2;
-        // A dedup key in both halves would leave each transaction waiting
-        // for the other to end, until the statement timeout: the database
-        // cannot see that they are one batch. Refused here instead, as the
-        // database refuses a repeat within one transaction.
-        let first: HashSet<&[u8; 32]> = batch.entries[..split]
-            .iter()
-            .map(|e| &e.dedup_key)
-            .collect();
-        if let Some(e) = batch.entries[split..]
-            .iter()
-            .find(|e| first.contains(&e.dedup_key))
-        {
-            return Err(StorageError::InvalidBatch(format!(
-                "entry {} repeats a dedup key of the same batch",
-                e.index
-            )));
-        }
         let ahead = ahead.transaction().await.map_err(pg_error)?;
         let (written, written_ahead) = tokio::join!(
             write_batch(&tx, id, batch, split),
@@ -582,13 +589,11 @@ impl PostgresStore {
 }
 
 /// Moves log `id`'s head by compare-and-swap from `batch.old` to
-/// `batch.new`, and writes the batch's entries from `from` on and its full
-/// tiles, in `tx`. The head's row stays locked until `tx` ends.
-async fn write_batch(
+/// `batch.new` in `tx`, whose row then stays locked until `tx` ends.
+async fn move_head(
     tx: &deadpool_postgres::Transaction<'_>,
     id: i64,
     batch: &Integration<'_>,
-    from: usize,
 ) -> Result<()> {
     let update = prepared(
         tx,
@@ -617,6 +622,16 @@ async fn write_batch(
             found: found.size,
         });
     }
+    Ok(())
+}
+
+/// Writes `batch`'s entries from `from` on and its full tiles, in `tx`.
+async fn write_batch(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i64,
+    batch: &Integration<'_>,
+    from: usize,
+) -> Result<()> {
     insert_entries(tx, id, &batch.entries[from..]).await?;
     let levels: Vec<i16> = batch
         .tiles
