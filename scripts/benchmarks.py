@@ -154,6 +154,12 @@ def streamed(evault: str, vault: Vault, db: str) -> dict:
                  "--baseline-copy", "--database-url", db)
 
 
+def warmed(evault: str, vault: Vault, db: str) -> dict:
+    """`streamed`, after 10,000 appends into the same log."""
+    bench(evault, vault, "--mode", "stream", "--count", "10000")
+    return streamed(evault, vault, db)
+
+
 def one_run(evault: str, db: str, backend: str, python: str | None, run: int) -> dict:
     """One run of the per-client measurements on a fresh vault."""
     results = {}
@@ -205,15 +211,20 @@ def scale_run(evault: str, db: str, backend: str, scale: int, runs: int) -> dict
             # Streams of 100,000, as a bulk submitter sends them, in pairs
             # taken back to back: one into a fresh log of 10,000 entries
             # (a vault of its own), one into this log at `scale` (growing
-            # by 100,000 a pair). The machine's speed drifts by more than
+            # by 110,000 a pair). The machine's speed drifts by more than
             # the difference measured, so each pair's ratio is taken, and
-            # which log goes first alternates.
+            # which log goes first alternates. Each stream follows 10,000
+            # appends into its own log (the small log's fill, a warm-up for
+            # the large one): otherwise whichever ran just before, the
+            # other vault and its COPY, would have pushed the large log's
+            # pages out of PostgreSQL's buffers, and the order of the pair
+            # would decide much of its ratio (docs/benchmarks.md).
             for run in range(runs):
                 if run % 2 == 0:
                     small = small_stream(evault, db, backend, Path(tmp), run)
-                    large = streamed(evault, vault, db)
+                    large = warmed(evault, vault, db)
                 else:
-                    large = streamed(evault, vault, db)
+                    large = warmed(evault, vault, db)
                     small = small_stream(evault, db, backend, Path(tmp), run)
                 results["small"].append(small)
                 results["large"].append(large)
