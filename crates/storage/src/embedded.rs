@@ -21,6 +21,12 @@
 //! before that rule held partial tiles too: opening such a file removes
 //! them once, and records the format so later opens do not look again.
 //!
+//! Also like PostgreSQL, the lookups by leaf hash and by evidence digest
+//! are keyed by the entry's bucket of positions first (`bucket`), so
+//! that appends change the last bucket's pages of them only; files written
+//! before (format 2) are brought to that layout when opened
+//! (`bucket_lookups`).
+//!
 //! The signer's record is not kept here: it lives in a file of its own
 //! ([`crate::signer::SignerFile`]), so that restoring this file from a
 //! backup cannot roll it back too. Files written before that kept it in a
@@ -51,10 +57,17 @@ const HEADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tree_heads"
 const ENTRIES: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("entries");
 /// (log ID, dedup key) → index
 const DEDUP: TableDefinition<'_, (u64, &[u8]), u64> = TableDefinition::new("dedup_keys");
-/// (log ID, leaf hash) → first index with that leaf hash
-const LEAVES: TableDefinition<'_, (u64, &[u8]), u64> = TableDefinition::new("leaf_hashes");
-/// (log ID, evidence SHA-256, index) → ()
-const EVIDENCE: TableDefinition<'_, (u64, &[u8], u64), ()> =
+/// (log ID, bucket, leaf hash) → the first index in the bucket with that
+/// leaf hash. A bucket is [`BUCKET_WIDTH`] positions (see [`bucket`]).
+const LEAVES: TableDefinition<'_, (u64, u64, &[u8]), u64> =
+    TableDefinition::new("leaf_hashes_by_bucket");
+/// (log ID, bucket, evidence SHA-256, index) → ()
+const EVIDENCE: TableDefinition<'_, (u64, u64, &[u8], u64), ()> =
+    TableDefinition::new("evidence_entries_by_bucket");
+/// Format 2's lookups, keyed by hash first: replaced by [`LEAVES`] and
+/// [`EVIDENCE`] and dropped by [`bucket_lookups`].
+const LEAVES_V2: TableDefinition<'_, (u64, &[u8]), u64> = TableDefinition::new("leaf_hashes");
+const EVIDENCE_V2: TableDefinition<'_, (u64, &[u8], u64), ()> =
     TableDefinition::new("evidence_entries");
 /// (log ID, tile level, tile index) → a full tile's 8192 bytes of hashes
 const TILES: TableDefinition<'_, (u64, u8, u64), &[u8]> = TableDefinition::new("tiles");
@@ -79,9 +92,32 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The key in [`META`] of the file's format.
 const FORMAT_KEY: &str = "format";
-/// Format 2: the tiles table holds full tiles only. Format 1 (no `meta`
-/// entry) also kept each level's latest partial tile.
-const FORMAT: u64 = 2;
+/// The keys in [`META`], `bucketed/<log ID>`, of the first bucket whose
+/// lookups are not yet built while a file moves to format 3.
+const BUCKETED_KEY: &str = "bucketed";
+/// Format 3: the lookups by leaf hash and by evidence digest are keyed by
+/// the entry's bucket of positions first. Format 2 keyed them by the hash
+/// first; format 1 (no `meta` entry) also kept each level's latest partial
+/// tile.
+const FORMAT: u64 = 3;
+
+/// Positions per bucket of the lookups by leaf hash and by digest, as
+/// PostgreSQL's (`migrations/V5__bucketed_lookups.sql`).
+const BUCKET_WIDTH: u64 = 1 << 16;
+
+/// The bucket of the entry at `index`. Keyed by bucket first, the lookups
+/// by leaf hash and by digest take every append in the last bucket's
+/// pages, so a batch's commit writes a few pages of each rather than a page
+/// per entry anywhere in them; a lookup probes one key per bucket. Only the
+/// dedup keys, whose uniqueness spans the whole log, stay keyed by hash.
+fn bucket(index: u64) -> u64 {
+    index / BUCKET_WIDTH
+}
+
+/// The buckets holding the first `size` entries, from `from`'s on.
+fn buckets(from: u64, size: u64) -> std::ops::Range<u64> {
+    bucket(from)..size.div_ceil(BUCKET_WIDTH)
+}
 
 /// The file inside the data directory.
 pub const DATABASE_FILE: &str = "vault.redb";
@@ -159,8 +195,11 @@ impl EmbeddedStore {
         txn.open_table(CHECKPOINTS).map_err(backend)?;
         txn.open_table(EVIDENCE_BYTES).map_err(backend)?;
         txn.open_table(ERASURES).map_err(backend)?;
-        upgrade(&txn)?;
+        let format = upgrade(&txn)?;
         txn.commit().map_err(backend)?;
+        if format < FORMAT {
+            bucket_lookups(&db)?;
+        }
         Ok(EmbeddedStore {
             db: Arc::new(db),
             pruning: Arc::default(),
@@ -179,22 +218,131 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?
 }
 
-/// Brings a file of an earlier format to [`FORMAT`]: drops the partial
-/// tiles format 1 stored, which nothing reads any more and which would
-/// stand where full tiles are later inserted. A scan of the tiles table,
-/// done once per file; a new file has no tiles to scan.
-fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
+/// Brings a file of format 1 to format 2, dropping the partial tiles it
+/// stored, which nothing reads any more and which would stand where full
+/// tiles are later inserted (a scan of the tiles table, once per file),
+/// and returns the file's format. A new file is written in [`FORMAT`]
+/// from the start.
+fn upgrade(txn: &redb::WriteTransaction) -> Result<u64> {
     let mut meta = txn.open_table(META).map_err(backend)?;
     let format = meta.get(FORMAT_KEY).map_err(backend)?.map(|g| g.value());
-    if format == Some(FORMAT) {
-        return Ok(());
+    if let Some(format) = format {
+        return Ok(format);
     }
-    let mut tiles = txn.open_table(TILES).map_err(backend)?;
-    tiles
-        .retain(|_, hashes| hashes.len() == FULL_TILE_BYTES)
-        .map_err(backend)?;
-    meta.insert(FORMAT_KEY, FORMAT).map_err(backend)?;
+    let logs = txn.open_table(LOGS).map_err(backend)?;
+    let format = if logs.is_empty().map_err(backend)? {
+        FORMAT
+    } else {
+        let mut tiles = txn.open_table(TILES).map_err(backend)?;
+        tiles
+            .retain(|_, hashes| hashes.len() == FULL_TILE_BYTES)
+            .map_err(backend)?;
+        2
+    };
+    meta.insert(FORMAT_KEY, format).map_err(backend)?;
+    Ok(format)
+}
+
+/// Brings a file of format 2 to format 3: builds the lookups by leaf hash
+/// and by digest, keyed by bucket, from the entries themselves (what
+/// `integrate` checks them against), then drops format 2's tables.
+///
+/// One write transaction per bucket of each log, so the pages a
+/// transaction holds stay those of one bucket, whatever the log's size;
+/// each records how far it got, so an open interrupted midway carries on
+/// from there.
+fn bucket_lookups(db: &Database) -> Result<()> {
+    let logs: Vec<(u64, u64)> = {
+        let txn = db.begin_read().map_err(backend)?;
+        let logs = txn.open_table(LOGS).map_err(backend)?;
+        let ids: Vec<u64> = logs
+            .iter()
+            .map_err(backend)?
+            .map(|row| row.map(|(_, id)| id.value()).map_err(backend))
+            .collect::<Result<_>>()?;
+        ids.into_iter()
+            .map(|id| Ok((id, read_head(&txn, id)?.size)))
+            .collect::<Result<_>>()?
+    };
+    for (id, size) in logs {
+        let progress = format!("{BUCKETED_KEY}/{id}");
+        loop {
+            let txn = begin_write(db)?;
+            {
+                let mut meta = txn.open_table(META).map_err(backend)?;
+                let next = meta
+                    .get(progress.as_str())
+                    .map_err(backend)?
+                    .map_or(0, |g| g.value());
+                if next >= buckets(0, size).end {
+                    break;
+                }
+                let entries = txn.open_table(ENTRIES).map_err(backend)?;
+                let mut leaves = txn.open_table(LEAVES).map_err(backend)?;
+                let mut evidence = txn.open_table(EVIDENCE).map_err(backend)?;
+                let first = next * BUCKET_WIDTH;
+                let end = first.saturating_add(BUCKET_WIDTH).min(size);
+                for row in entries.range((id, first)..(id, end)).map_err(backend)? {
+                    let (key, entry) = row.map_err(backend)?;
+                    let (index, entry) = (key.value().1, entry.value());
+                    let leaf = evault_core::leaf_hash(entry);
+                    let digest = crate::evidence_digest(entry);
+                    add_lookups(
+                        &mut leaves,
+                        &mut evidence,
+                        id,
+                        index,
+                        &leaf,
+                        digest.as_ref(),
+                    )?;
+                }
+                meta.insert(progress.as_str(), next + 1).map_err(backend)?;
+            }
+            txn.commit().map_err(backend)?;
+        }
+    }
+    let txn = begin_write(db)?;
+    {
+        let mut meta = txn.open_table(META).map_err(backend)?;
+        meta.retain(|key, _| !key.starts_with(BUCKETED_KEY))
+            .map_err(backend)?;
+        meta.insert(FORMAT_KEY, FORMAT).map_err(backend)?;
+    }
+    txn.delete_table(LEAVES_V2).map_err(backend)?;
+    txn.delete_table(EVIDENCE_V2).map_err(backend)?;
+    txn.commit().map_err(backend)
+}
+
+/// Makes the entry at `index` of log `id` found by its leaf hash (unless an
+/// earlier one in its bucket has the same) and by the evidence digest it
+/// names, if any.
+fn add_lookups(
+    leaves: &mut redb::Table<'_, (u64, u64, &'static [u8]), u64>,
+    evidence: &mut redb::Table<'_, (u64, u64, &'static [u8], u64), ()>,
+    id: u64,
+    index: u64,
+    leaf: &Hash,
+    digest: Option<&[u8; 32]>,
+) -> Result<()> {
+    let leaf_key = (id, bucket(index), leaf.as_bytes());
+    if leaves.get(leaf_key).map_err(backend)?.is_none() {
+        leaves.insert(leaf_key, index).map_err(backend)?;
+    }
+    if let Some(sha) = digest {
+        evidence
+            .insert((id, bucket(index), sha.as_slice(), index), ())
+            .map_err(backend)?;
+    }
     Ok(())
+}
+
+fn read_head(txn: &redb::ReadTransaction, id: u64) -> Result<TreeHead> {
+    let heads = txn.open_table(HEADS).map_err(backend)?;
+    let bytes = heads
+        .get(id)
+        .map_err(backend)?
+        .ok_or_else(|| StorageError::Corrupt("tree head".into()))?;
+    decode_head(bytes.value())
 }
 
 fn log_id(txn: &redb::ReadTransaction, origin: &str) -> Result<u64> {
@@ -246,12 +394,7 @@ impl LogStore for EmbeddedStore {
         blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
-            let heads = txn.open_table(HEADS).map_err(backend)?;
-            let bytes = heads
-                .get(id)
-                .map_err(backend)?
-                .ok_or_else(|| StorageError::Corrupt("tree head".into()))?;
-            decode_head(bytes.value())
+            read_head(&txn, id)
         })
         .await
     }
@@ -305,15 +448,14 @@ impl LogStore for EmbeddedStore {
                     entry_table
                         .insert((id, e.index), e.entry.as_slice())
                         .map_err(backend)?;
-                    let leaf_key = (id, e.leaf_hash.as_bytes());
-                    if leaves.get(leaf_key).map_err(backend)?.is_none() {
-                        leaves.insert(leaf_key, e.index).map_err(backend)?;
-                    }
-                    if let Some(sha) = &e.evidence_sha256 {
-                        evidence
-                            .insert((id, sha.as_slice(), e.index), ())
-                            .map_err(backend)?;
-                    }
+                    add_lookups(
+                        &mut leaves,
+                        &mut evidence,
+                        id,
+                        e.index,
+                        &e.leaf_hash,
+                        e.evidence_sha256.as_ref(),
+                    )?;
                 }
                 let mut tile_table = txn.open_table(TILES).map_err(backend)?;
                 for (tile, bytes) in &tiles {
@@ -499,11 +641,15 @@ impl LogStore for EmbeddedStore {
         blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
+            let size = read_head(&txn, id)?.size;
             let table = txn.open_table(LEAVES).map_err(backend)?;
-            Ok(table
-                .get((id, leaf.as_bytes()))
-                .map_err(backend)?
-                .map(|g| g.value()))
+            // Buckets in order: the first found is the first index.
+            for b in buckets(0, size) {
+                if let Some(index) = table.get((id, b, leaf.as_bytes())).map_err(backend)? {
+                    return Ok(Some(index.value()).filter(|&index| index < size));
+                }
+            }
+            Ok(None)
         })
         .await
     }
@@ -519,13 +665,24 @@ impl LogStore for EmbeddedStore {
         blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let id = log_id(&txn, &origin)?;
+            let size = read_head(&txn, id)?.size;
             let table = txn.open_table(EVIDENCE).map_err(backend)?;
-            table
-                .range((id, sha256.as_slice(), from)..=(id, sha256.as_slice(), u64::MAX))
-                .map_err(backend)?
-                .take(limit as usize)
-                .map(|r| r.map(|(k, _)| k.value().2).map_err(backend))
-                .collect()
+            let sha = sha256.as_slice();
+            let mut found = Vec::new();
+            for b in buckets(from, size) {
+                let wanted = limit as usize - found.len();
+                if wanted == 0 {
+                    break;
+                }
+                for row in table
+                    .range((id, b, sha, from)..(id, b, sha, size))
+                    .map_err(backend)?
+                    .take(wanted)
+                {
+                    found.push(row.map_err(backend)?.0.value().3);
+                }
+            }
+            Ok(found)
         })
         .await
     }

@@ -1629,6 +1629,276 @@ async fn embedded_store_opens_a_directory_holding_partial_tiles() {
     );
 }
 
+/// The embedded store's lookup tables, as format 3 keys them (bucket of
+/// 65,536 positions first) and as format 2 did (hash first).
+mod embedded_lookups {
+    pub(crate) const LEAVES: redb::TableDefinition<'_, (u64, u64, &[u8]), u64> =
+        redb::TableDefinition::new("leaf_hashes_by_bucket");
+    pub(crate) const EVIDENCE: redb::TableDefinition<'_, (u64, u64, &[u8], u64), ()> =
+        redb::TableDefinition::new("evidence_entries_by_bucket");
+    pub(crate) const LEAVES_V2: redb::TableDefinition<'_, (u64, &[u8]), u64> =
+        redb::TableDefinition::new("leaf_hashes");
+    pub(crate) const EVIDENCE_V2: redb::TableDefinition<'_, (u64, &[u8], u64), ()> =
+        redb::TableDefinition::new("evidence_entries");
+    pub(crate) const HEADS: redb::TableDefinition<'_, u64, &[u8]> =
+        redb::TableDefinition::new("tree_heads");
+    pub(crate) const META: redb::TableDefinition<'_, &str, u64> =
+        redb::TableDefinition::new("meta");
+    pub(crate) const ENTRIES: redb::TableDefinition<'_, (u64, u64), &[u8]> =
+        redb::TableDefinition::new("entries");
+
+    pub(crate) fn file(dir: &std::path::Path) -> redb::Database {
+        redb::Database::create(dir.join(evault_storage::embedded::DATABASE_FILE)).expect("redb")
+    }
+
+    pub(crate) fn table_names(dir: &std::path::Path) -> Vec<String> {
+        use redb::{ReadableDatabase, TableHandle};
+        let db = file(dir);
+        let txn = db.begin_read().expect("read");
+        txn.list_tables()
+            .expect("tables")
+            .map(|t| t.name().to_string())
+            .collect()
+    }
+}
+
+/// Lookups by leaf hash and by digest in the embedded store probe every
+/// bucket of 65,536 positions up to the head, and nothing beyond it.
+/// The rows are written straight into the file, as a log of 200,001
+/// entries would hold them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_lookups_reach_every_bucket_up_to_the_head() {
+    use embedded_lookups::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open_embedded_log(dir.path()).await);
+    let (early, late, beyond) = (
+        leaf_hash(b"early"),
+        leaf_hash(b"late"),
+        leaf_hash(b"beyond"),
+    );
+    let sha = [7u8; 32];
+    {
+        let db = file(dir.path());
+        let txn = db.begin_write().expect("write");
+        {
+            let mut head = 200_001u64.to_be_bytes().to_vec();
+            head.extend_from_slice(&[1; 32]);
+            txn.open_table(HEADS)
+                .expect("heads")
+                .insert(1, head.as_slice())
+                .expect("head");
+            let mut leaves = txn.open_table(LEAVES).expect("leaves");
+            for (leaf, index) in [
+                (&early, 65_535u64),
+                (&late, 65_538),
+                (&late, 131_073),
+                (&beyond, 200_001),
+            ] {
+                leaves
+                    .insert((1, index >> 16, leaf.as_bytes()), index)
+                    .expect("leaf");
+            }
+            let mut evidence = txn.open_table(EVIDENCE).expect("evidence");
+            for index in [3u64, 65_535, 65_538, 131_073, 200_001] {
+                evidence
+                    .insert((1, index >> 16, sha.as_slice(), index), ())
+                    .expect("evidence");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.find_leaf(ORIGIN, early).await.expect("leaf"),
+        Some(65_535)
+    );
+    assert_eq!(
+        store.find_leaf(ORIGIN, late).await.expect("leaf"),
+        Some(65_538)
+    );
+    assert_eq!(store.find_leaf(ORIGIN, beyond).await.expect("leaf"), None);
+    for (from, limit, want) in [
+        (0, 10, vec![3, 65_535, 65_538, 131_073]),
+        (65_536, 10, vec![65_538, 131_073]),
+        (65_539, 10, vec![131_073]),
+        (0, 2, vec![3, 65_535]),
+        (65_536, 1, vec![65_538]),
+        (200_001, 10, vec![]),
+    ] {
+        assert_eq!(
+            store
+                .find_evidence(ORIGIN, sha, from, limit)
+                .await
+                .expect("evidence"),
+            want,
+            "from {from}, at most {limit}"
+        );
+    }
+}
+
+async fn open_embedded_log(dir: &std::path::Path) -> EmbeddedStore {
+    let store = EmbeddedStore::open(dir).expect("open");
+    store.create_log(ORIGIN).await.expect("create");
+    store
+}
+
+/// A data directory written in format 2 kept its lookups keyed by hash
+/// first. Opening it moves them into the tables keyed by bucket and drops
+/// the old ones, and every lookup answers as before, then and after more
+/// appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_moves_format_2_lookups_into_buckets() {
+    use embedded_lookups::*;
+    use redb::ReadableTable;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = Integrator::new();
+    let first = next_batch(&mut tree, 300, "format 2");
+    drop(embedded_log(dir.path(), &first).await);
+    // Make the file what format 2 left: the same rows keyed by hash first.
+    {
+        let db = file(dir.path());
+        let txn = db.begin_write().expect("write");
+        {
+            let leaves = txn.open_table(LEAVES).expect("leaves");
+            let mut old = txn.open_table(LEAVES_V2).expect("old leaves");
+            for row in leaves.iter().expect("rows") {
+                let (key, index) = row.expect("row");
+                let (id, _, leaf) = key.value();
+                old.insert((id, leaf), index.value()).expect("old leaf");
+            }
+            let evidence = txn.open_table(EVIDENCE).expect("evidence");
+            let mut old = txn.open_table(EVIDENCE_V2).expect("old evidence");
+            for row in evidence.iter().expect("rows") {
+                let (key, _) = row.expect("row");
+                let (id, _, sha, index) = key.value();
+                old.insert((id, sha, index), ()).expect("old evidence");
+            }
+            txn.open_table(META)
+                .expect("meta")
+                .insert("format", 2)
+                .expect("format 2");
+        }
+        txn.delete_table(LEAVES).expect("drop leaves");
+        txn.delete_table(EVIDENCE).expect("drop evidence");
+        txn.commit().expect("commit");
+    }
+    let names = table_names(dir.path());
+    assert!(names.contains(&"leaf_hashes".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"leaf_hashes_by_bucket".to_string()),
+        "{names:?}"
+    );
+
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    let second = integrate_next(&store, &mut tree, 300, "format 3").await;
+    let sha0 = evault_core::hash::sha256(b"evidence 0");
+    let naming: Vec<u64> = (0..600).filter(|i| i % 6 == 0).collect();
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, sha0, 0, 1000)
+            .await
+            .expect("evidence"),
+        naming
+    );
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, sha0, 250, 3)
+            .await
+            .expect("evidence"),
+        [252, 258, 264]
+    );
+    for e in first.entries.iter().chain(&second.entries).step_by(37) {
+        assert_eq!(
+            store.find_leaf(ORIGIN, e.leaf_hash).await.expect("leaf"),
+            Some(e.index)
+        );
+    }
+    drop(store);
+    let names = table_names(dir.path());
+    assert!(!names.contains(&"leaf_hashes".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"evidence_entries".to_string()),
+        "{names:?}"
+    );
+}
+
+/// Moving a file to format 3 builds its lookups one bucket at a time and
+/// records each: an open interrupted after some buckets carries on from
+/// the next one. Here the record says bucket 0 is done (it is not, so its
+/// entries stay unfound, which shows it is not built again), and bucket 1
+/// is built from the entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_upgrade_carries_on_from_the_bucket_it_reached() {
+    use embedded_lookups::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open_embedded_log(dir.path()).await);
+    let sha = [9u8; 32];
+    let bytes = |i: u64| -> Vec<u8> {
+        if i == 10 || i == 65_540 {
+            let mut v1 = vec![1u8];
+            v1.extend_from_slice(&sha);
+            v1.extend_from_slice(format!("entry {i}").as_bytes());
+            v1
+        } else {
+            format!("entry {i}").into_bytes()
+        }
+    };
+    {
+        let db = file(dir.path());
+        let txn = db.begin_write().expect("write");
+        {
+            let mut entries = txn.open_table(ENTRIES).expect("entries");
+            for i in 0..70_000 {
+                entries.insert((1, i), bytes(i).as_slice()).expect("entry");
+            }
+            let mut head = 70_000u64.to_be_bytes().to_vec();
+            head.extend_from_slice(&[1; 32]);
+            txn.open_table(HEADS)
+                .expect("heads")
+                .insert(1, head.as_slice())
+                .expect("head");
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("format", 2).expect("format 2");
+            meta.insert("bucketed/1", 1).expect("bucket 0 done");
+        }
+        txn.commit().expect("commit");
+    }
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store
+            .find_leaf(ORIGIN, leaf_hash(&bytes(65_537)))
+            .await
+            .expect("leaf"),
+        Some(65_537)
+    );
+    assert_eq!(
+        store
+            .find_leaf(ORIGIN, leaf_hash(&bytes(5)))
+            .await
+            .expect("leaf"),
+        None
+    );
+    assert_eq!(
+        store
+            .find_evidence(ORIGIN, sha, 0, 10)
+            .await
+            .expect("evidence"),
+        [65_540]
+    );
+    drop(store);
+    let db = file(dir.path());
+    let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
+    let meta = txn.open_table(META).expect("meta");
+    assert_eq!(
+        meta.get("format").expect("format").map(|g| g.value()),
+        Some(3)
+    );
+    assert!(
+        meta.get("bucketed/1").expect("record").is_none(),
+        "the record is gone"
+    );
+}
+
 /// The log's migrations as `migrations/` holds them: the version and name
 /// of each `V<version>__<name>.sql`, in version order.
 fn migration_files() -> Vec<(u32, String)> {
