@@ -692,9 +692,24 @@ mod tests {
 
     /// What `spans` returns, and the spans it made, exported through an
     /// OpenTelemetry layer of their own.
+    ///
+    /// tracing caches, per call site and for the whole process, whether
+    /// anyone listens. Tests on other threads reach the same call sites
+    /// with no subscriber of theirs, and one that registered a call site
+    /// at the wrong moment left it cached as unheard, so that this test's
+    /// spans were never made. A subscriber for the whole process, which
+    /// listens to everything and keeps nothing, makes every call site
+    /// heard whatever the order; the spans themselves go to the subscriber
+    /// of the thread that makes them, this one's.
     fn exported<T>(spans: impl FnOnce() -> T) -> (T, Vec<opentelemetry_sdk::trace::SpanData>) {
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt as _;
+
+        static EVERY_CALL_SITE_HEARD: std::sync::Once = std::sync::Once::new();
+        EVERY_CALL_SITE_HEARD.call_once(|| {
+            tracing::subscriber::set_global_default(tracing_subscriber::registry())
+                .expect("no other subscriber for the whole process");
+        });
 
         let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
@@ -702,13 +717,7 @@ mod tests {
             .build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let made = tracing::subscriber::with_default(subscriber, || {
-            // Another test's thread, with no subscriber, may have had the
-            // span call sites cached as never enabled; ask again now that
-            // this thread has one.
-            tracing::callsite::rebuild_interest_cache();
-            spans()
-        });
+        let made = tracing::subscriber::with_default(subscriber, spans);
         (made, exporter.get_finished_spans().expect("spans"))
     }
 
@@ -723,9 +732,6 @@ mod tests {
     fn a_batch_links_its_first_appends_and_every_append_names_its_batch() {
         let (first, spans) = exported(|| {
             let appends: Vec<tracing::Span> = (0..MAX_LINKS + 10).map(|_| append_span()).collect();
-            // Another test's batcher may have registered the `batch` call
-            // site, with no subscriber, while this one was being set up.
-            tracing::callsite::rebuild_interest_cache();
             drop(batch_span(7, &appends));
             appends[..MAX_LINKS]
                 .iter()
