@@ -510,11 +510,11 @@ impl PostgresStore {
     /// and maintaining the entries' indexes is most of a batch's work:
     /// docs/benchmarks.md). It starts once `client`'s transaction has
     /// moved the head by compare-and-swap, which locks the head's row
-    /// until it ends, and commits once that transaction has written
-    /// everything else, which commits right after. If the second commit fails, the
-    /// first half stays beyond the head: not in the log, never read, and
-    /// removed under the head's lock before the log is written again
-    /// ([`remove_beyond_head`]).
+    /// until it ends; it commits once that transaction has written
+    /// everything else, and that transaction commits right after. If the
+    /// second commit fails, the first half stays beyond the head: not in
+    /// the log, never read, and removed under the head's lock before the
+    /// log is written again ([`remove_beyond_head`]).
     async fn write(
         &self,
         client: &mut deadpool_postgres::Object,

@@ -1354,10 +1354,16 @@ async fn embedded_files_commit_in_two_phases() {
     assert!(committed_in_two_phases(&path));
 }
 
-/// The embedded store in `dir`, holding the log with `batch` integrated.
-async fn embedded_log(dir: &std::path::Path, batch: &Batch) -> EmbeddedStore {
+/// The embedded store in `dir`, holding the log, empty.
+async fn open_embedded_log(dir: &std::path::Path) -> EmbeddedStore {
     let store = EmbeddedStore::open(dir).expect("open");
     store.create_log(ORIGIN).await.expect("create");
+    store
+}
+
+/// The embedded store in `dir`, holding the log with `batch` integrated.
+async fn embedded_log(dir: &std::path::Path, batch: &Batch) -> EmbeddedStore {
+    let store = open_embedded_log(dir).await;
     store
         .integrate(ORIGIN, batch.integration())
         .await
@@ -1585,11 +1591,8 @@ async fn embedded_store_opens_a_directory_holding_partial_tiles() {
     // Make the file what format 1 left: the partial tiles stored beside
     // the full one, and no format recorded.
     {
-        const TILES: redb::TableDefinition<'_, (u64, u8, u64), &[u8]> =
-            redb::TableDefinition::new("tiles");
-        const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("meta");
-        let db = redb::Database::create(dir.path().join(evault_storage::embedded::DATABASE_FILE))
-            .expect("redb");
+        use embedded_file::{META, TILES, file};
+        let db = file(dir.path());
         let txn = db.begin_write().expect("write");
         {
             let mut tiles = txn.open_table(TILES).expect("tiles");
@@ -1629,9 +1632,12 @@ async fn embedded_store_opens_a_directory_holding_partial_tiles() {
     );
 }
 
-/// The embedded store's lookup tables, as format 3 keys them (bucket of
+/// Tables of the embedded store's file, for tests that write it as an
+/// earlier format left it: the lookups as format 3 keys them (bucket of
 /// 65,536 positions first) and as format 2 did (hash first).
-mod embedded_lookups {
+mod embedded_file {
+    pub(crate) const TILES: redb::TableDefinition<'_, (u64, u8, u64), &[u8]> =
+        redb::TableDefinition::new("tiles");
     pub(crate) const LEAVES: redb::TableDefinition<'_, (u64, u64, &[u8]), u64> =
         redb::TableDefinition::new("leaf_hashes_by_bucket");
     pub(crate) const EVIDENCE: redb::TableDefinition<'_, (u64, u64, &[u8], u64), ()> =
@@ -1668,7 +1674,7 @@ mod embedded_lookups {
 /// entries would hold them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_lookups_reach_every_bucket_up_to_the_head() {
-    use embedded_lookups::*;
+    use embedded_file::*;
     let dir = tempfile::tempdir().expect("tempdir");
     drop(open_embedded_log(dir.path()).await);
     let (early, late, beyond) = (
@@ -1736,19 +1742,13 @@ async fn embedded_lookups_reach_every_bucket_up_to_the_head() {
     }
 }
 
-async fn open_embedded_log(dir: &std::path::Path) -> EmbeddedStore {
-    let store = EmbeddedStore::open(dir).expect("open");
-    store.create_log(ORIGIN).await.expect("create");
-    store
-}
-
 /// A data directory written in format 2 kept its lookups keyed by hash
 /// first. Opening it moves them into the tables keyed by bucket and drops
 /// the old ones, and every lookup answers as before, then and after more
 /// appends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_moves_format_2_lookups_into_buckets() {
-    use embedded_lookups::*;
+    use embedded_file::*;
     use redb::ReadableTable;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut tree = Integrator::new();
@@ -1829,7 +1829,7 @@ async fn embedded_store_moves_format_2_lookups_into_buckets() {
 /// is built from the entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_upgrade_carries_on_from_the_bucket_it_reached() {
-    use embedded_lookups::*;
+    use embedded_file::*;
     let dir = tempfile::tempdir().expect("tempdir");
     drop(open_embedded_log(dir.path()).await);
     let sha = [9u8; 32];
