@@ -73,6 +73,7 @@ impl PruneSchedule {
 
 pub mod embedded;
 pub mod postgres;
+mod redb_threads;
 pub mod signer;
 pub mod tiles;
 
