@@ -4,10 +4,10 @@
 //! redb is synchronous, so its calls run off the async workers. On tokio's
 //! blocking pool they ran on whichever of its threads was free, and the
 //! pool grows to one thread per call in flight: 64 concurrent proofs left
-//! about fifty threads. redb's commits and cache allocate page buffers on
-//! the thread that runs them and free them later on another; the global
+//! 47 to 76 threads. redb's commits and cache allocate page buffers on the
+//! thread that runs them and free them later on another; the global
 //! allocator (mimalloc) reclaims such a block only when the thread that
-//! allocated it allocates again, and most of fifty threads rarely do. The
+//! allocated it allocates again, and most of those threads rarely do. The
 //! vault's memory then grew with every streamed batch after a burst of
 //! proofs: from 440 MiB to 1.96 GiB over two streams of 100,000 into a log
 //! of 2.25 million entries, where a fixed pool of four held 405–465 MiB
@@ -70,9 +70,13 @@ pub(crate) async fn run<T: Send + 'static>(
         // The caller may have gone: then nobody wants the result.
         let _ = answer.send(f());
     });
-    let lost = || StorageError::Backend("storage task failed: its thread stopped".into());
-    POOL.send(job).map_err(|_| lost())?;
-    answered.await.map_err(|_| lost())?
+    POOL.send(job).map_err(|_| {
+        StorageError::Backend("storage task failed: no redb thread is running".into())
+    })?;
+    // The answer is dropped unsent only when the job panicked.
+    answered
+        .await
+        .map_err(|_| StorageError::Backend("storage task failed: it panicked".into()))?
 }
 
 #[cfg(test)]
