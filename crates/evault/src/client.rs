@@ -110,8 +110,10 @@ impl TokenArgs {
     }
 }
 
-/// A gRPC failure as the command reports it.
+/// A gRPC failure as the command reports it. A call the connection broke
+/// under is `Unavailable` (retry it), as the vault's roles report it.
 pub(crate) fn rpc_failure(what: &str, status: &tonic::Status) -> Failure {
+    let status = evault_proto::transport::broken_call("the vault", status.clone());
     usage(format!("{what}: {:?}: {}", status.code(), status.message()))
 }
 
@@ -132,4 +134,30 @@ pub(crate) async fn fetch_entry(
     .filter(|e| e.index == index)
     .map(|e| e.entry)
     .ok_or_else(|| crate::outcome::invalid(format!("the vault did not return entry {index}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_its_connection_broke_under_is_reported_as_unavailable() {
+        let Failure::Usage(message) = rpc_failure(
+            "append",
+            &tonic::Status::unknown("h2 protocol error: error reading a body from connection"),
+        ) else {
+            unreachable!("a failed call is a usage failure (exit 2)");
+        };
+        assert_eq!(
+            message,
+            "append: Unavailable: the call to the vault broke: \
+             h2 protocol error: error reading a body from connection"
+        );
+        let Failure::Usage(message) =
+            rpc_failure("append", &tonic::Status::permission_denied("scope"))
+        else {
+            unreachable!("a failed call is a usage failure (exit 2)");
+        };
+        assert_eq!(message, "append: PermissionDenied: scope");
+    }
 }

@@ -75,8 +75,12 @@ impl Tally {
         }
     }
 
-    /// Counts `calls` failed with `status`.
+    /// Counts `calls` failed with `status`. A call the connection broke
+    /// under (the vault was killed, or its connection cut) counts as
+    /// `Unavailable`, as the vault's own roles report it, not as the
+    /// `Unknown` that tonic's client gives it.
     pub(super) fn fail(&mut self, status: &tonic::Status, calls: u64) {
+        let status = &evault_proto::transport::broken_call("the vault", status.clone());
         *self
             .errors
             .entry(format!("{:?}", status.code()))
@@ -242,5 +246,23 @@ mod tests {
         }
         let (closed, _) = closed_loop(call, 1, limit).await.expect("closed loop");
         assert!(closed.max_send_lag.is_none());
+    }
+
+    #[test]
+    fn calls_a_broken_connection_ended_count_as_unavailable() {
+        let mut tally = Tally::default();
+        tally.fail(
+            &tonic::Status::unknown("h2 protocol error: connection reset"),
+            3,
+        );
+        tally.record(Err(tonic::Status::cancelled("stream reset")), None);
+        tally.record(Err(tonic::Status::invalid_argument("statement")), None);
+        assert_eq!(tally.errors.get("Unavailable"), Some(&4));
+        assert_eq!(tally.errors.get("InvalidArgument"), Some(&1));
+        assert!(!tally.errors.contains_key("Unknown"));
+        assert_eq!(
+            tally.first_error.as_deref(),
+            Some("Unavailable: the call to the vault broke: h2 protocol error: connection reset")
+        );
     }
 }
